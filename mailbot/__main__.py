@@ -1,0 +1,3 @@
+from mailbot.cli import main
+
+raise SystemExit(main())

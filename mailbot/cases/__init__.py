@@ -1,0 +1,1 @@
+"""Cases: the models and the one service that changes them."""

@@ -1,0 +1,145 @@
+"""The daemon: watch the mailbox, process the ledger, send the outbox, until stopped.
+
+Loop: poll the mailbox (messages committed to the ledger, then marked on the server) ->
+process every pending ledger row -> send what is due in the outbox -> wait (IMAP IDLE, or a
+short sleep for a Maildir). SIGINT and SIGTERM stop it cleanly after the current step. One
+message, one mail or one lost connection never ends the loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import signal
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+
+from sqlalchemy import func, select
+
+from mailbot import db
+from mailbot.config import Config
+from mailbot.errors import MailboxError
+from mailbot.inbound import ledger
+from mailbot.inbound.mailbox import MailboxSource, MaildirSource, make_source
+from mailbot.inbound.pipeline import Pipeline
+from mailbot.jobs.scheduler import make_scheduler
+from mailbot.models import InboundMessage
+from mailbot.outbound import outbox
+from mailbot.outbound.transport import make_transport
+
+log = logging.getLogger(__name__)
+SAMPLES = Path(__file__).resolve().parent / "samples"
+
+
+class Daemon:
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.stop = threading.Event()
+        self.engine = db.make_engine(cfg.database_url)
+        self.factory = db.session_factory(self.engine)
+        self.pipeline = Pipeline(cfg, self.factory)
+        self.transport = make_transport(cfg)
+        self.source: MailboxSource = make_source(cfg, self.factory)
+        self.send_lock = threading.Lock()
+
+    def prepare(self) -> None:
+        if self.cfg.database.auto_upgrade:
+            before, after = db.upgrade(self.engine)
+            if before != after:
+                log.info("database migrated from %s to %s", before or "empty", after)
+        else:
+            db.check_schema(self.engine)
+        if self.engine.dialect.name == "sqlite":
+            outbox.release_leases(self.factory)
+        self.pipeline.filter_context  # noqa: B018 - load and validate the rules now
+        if isinstance(self.source, MaildirSource):
+            self.source.connect()
+            self._drop_samples(self.source)
+
+    def _drop_samples(self, source: MaildirSource) -> None:
+        if not self.cfg.mailbot.sample_requests:
+            return
+        with self.factory() as session:
+            if session.scalar(select(func.count(InboundMessage.id))):
+                return
+        if any((source.inbox / "new").iterdir()) or any((source.inbox / "cur").iterdir()):
+            return
+        samples = sorted(SAMPLES.glob("*.eml"))
+        for sample in samples:
+            tmp = source.inbox / "tmp" / f"sample.{sample.stem}"
+            shutil.copyfile(sample, tmp)
+            tmp.rename(source.inbox / "new" / tmp.name)
+        print(
+            f"mailbot: first start: {len(samples)} sample requests dropped into "
+            f"{source.inbox / 'new'}\n"
+            f"  acknowledgements and alerts appear in {self.cfg.path(self.cfg.outgoing.directory)}"
+            " (as .eml files)\n"
+            "  cases: .venv/bin/mailbot cases list   ledger: .venv/bin/mailbot inbound list",
+            flush=True,
+        )
+
+    def send_outbox(self) -> None:
+        with self.send_lock:
+            outbox.send_due(self.factory, self.transport, self.cfg)
+
+    def step(self) -> int:
+        """One round: poll, process the ledger, send. Returns how many messages were handled."""
+        self.source.poll(lambda mails: ledger.store_batch(self.factory, mails))
+        handled = 0
+        while not self.stop.is_set():
+            ids = ledger.pending_ids(self.factory, limit=100)
+            if not ids:
+                break
+            for ledger_id in ids:
+                if self.stop.is_set():
+                    break
+                outcome = self.pipeline.process(ledger_id)
+                if outcome.status == "pending":  # database unavailable: try again next round
+                    return handled
+                handled += 1
+            self.send_outbox()
+        self.send_outbox()
+        return handled
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s, stopping", signal.Signals(signum).name)
+        self.stop.set()
+
+    def run(self) -> None:
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
+        started = time.monotonic()
+        self.prepare()
+        scheduler = make_scheduler({"outbox-retry": (self.send_outbox, 15.0)})
+        scheduler.start()
+        log.info(
+            "mailbot running: mailbox %s, outgoing %s, database %s (ready in %.1fs)",
+            self.source.name,
+            self.cfg.outgoing.transport,
+            db.describe(self.cfg.database_url),
+            time.monotonic() - started,
+        )
+        try:
+            if not isinstance(self.source, MaildirSource):
+                self._connect_or_wait()
+            while not self.stop.is_set():
+                try:
+                    self.step()
+                except MailboxError as exc:
+                    log.warning("mailbox: %s", exc)
+                self.source.wait(60.0, self.stop)
+        finally:
+            scheduler.shutdown(wait=False)
+            self.source.close()
+            self.transport.close()
+            self.engine.dispose()
+            log.info("mailbot stopped")
+
+    def _connect_or_wait(self) -> None:
+        ensure = getattr(self.source, "ensure_connected", None)
+        if ensure is not None:
+            ensure(self.stop)
+        else:
+            self.source.connect()

@@ -1,0 +1,1 @@
+"""Inbound: mailbox -> ledger -> parse -> filters -> thread match -> extract -> case."""

@@ -1,0 +1,253 @@
+"""IMAP source: IDLE when the server offers it, polling otherwise.
+
+State machine (one connection):
+
+    DISCONNECTED --connect/login/select--> SELECTED --poll--> SELECTED
+    SELECTED --wait: IDLE (renewed every idle_renew_seconds) or sleep--> SELECTED
+    any state --socket error/timeout--> DISCONNECTED (reconnect with backoff and jitter)
+
+``poll`` reconciles by UID: it lists the UIDs in the folder, fetches those the ledger does not
+hold yet (by lists of integer UIDs: imapclient 4.1.0 raises on range strings), commits them to
+the ledger, and only then moves them to the processed folder (MOVE, or COPY + \\Deleted + UID
+EXPUNGE) or flags them. UIDVALIDITY and the last UID are kept per mailbox; a UIDVALIDITY change
+is logged, and redelivered messages are recognised by Message-ID and content hash downstream.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Sequence
+
+from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientError
+from sqlalchemy.orm import Session, sessionmaker
+
+from mailbot.config import Config, read_secret
+from mailbot.errors import MailboxError
+from mailbot.inbound import ledger
+from mailbot.inbound.ledger import RawMail
+from mailbot.inbound.mailbox import Store, truncate_oversize
+
+log = logging.getLogger(__name__)
+
+LEDGERED = b"$MailbotLedgered"
+NETWORK_ERRORS = (OSError, IMAPClientError, socket.timeout, ssl.SSLError)
+
+
+class ImapSource:
+    def __init__(self, cfg: Config, factory: sessionmaker[Session] | None = None) -> None:
+        self.cfg = cfg
+        self.opts = cfg.imap
+        self.name = f"imap:{self.opts.username}@{self.opts.host}/{self.opts.folder}"
+        self.factory = factory
+        self.client: IMAPClient | None = None
+        self.uidvalidity = 0
+        self.can_idle = False
+        self.failures = 0
+
+    # -- connection -----------------------------------------------------------------------
+    def _create_client(self) -> IMAPClient:
+        """The seam tests replace; everything else talks to ``self.client``."""
+        o = self.opts
+        context = ssl.create_default_context()
+        client = IMAPClient(
+            o.host,
+            port=o.port,
+            ssl=o.security == "ssl",
+            ssl_context=context,
+            timeout=o.timeout_seconds,
+        )
+        if o.security == "starttls":
+            client.starttls(context)
+        return client
+
+    def connect(self) -> None:
+        o = self.opts
+        where = f"IMAP {o.host}:{o.port}"
+        password = read_secret(self.cfg, "imap", o.password_env, o.password_file)
+        if password is None:
+            raise MailboxError(
+                f"{where}: no password: set the environment variable {o.password_env} "
+                "or [imap] password_file"
+            )
+        try:
+            client = self._create_client()
+        except NETWORK_ERRORS as exc:
+            raise MailboxError(f"{where}: cannot connect: {exc}") from None
+        try:
+            client.login(o.username, password)
+            info = client.select_folder(o.folder)
+            if o.after == "move" and not client.folder_exists(o.processed_folder):
+                client.create_folder(o.processed_folder)
+        except NETWORK_ERRORS as exc:
+            _safe_logout(client)
+            raise MailboxError(f"{where}: {type(exc).__name__}: {exc}") from None
+        self.client = client
+        self.uidvalidity = int(info[b"UIDVALIDITY"])
+        self.can_idle = o.idle and client.has_capability("IDLE")
+        self.failures = 0
+        self._check_uidvalidity()
+        log.info(
+            "imap: connected to %s, folder %s, %s",
+            where,
+            o.folder,
+            "IDLE" if self.can_idle else f"polling every {o.poll_seconds}s",
+        )
+
+    def _check_uidvalidity(self) -> None:
+        if self.factory is None:
+            return
+        from mailbot.db import transaction
+        from mailbot.models import MailboxState
+
+        with transaction(self.factory) as session:
+            state = session.get(MailboxState, self.name)
+            if state is None:
+                session.add(MailboxState(mailbox=self.name, uidvalidity=self.uidvalidity))
+            elif state.uidvalidity != self.uidvalidity:
+                log.warning(
+                    "imap: UIDVALIDITY of %s changed from %s to %s; messages seen before are "
+                    "recognised by Message-ID and content hash",
+                    self.name,
+                    state.uidvalidity,
+                    self.uidvalidity,
+                )
+                state.uidvalidity = self.uidvalidity
+                state.last_uid = 0
+
+    def ensure_connected(self, stop: threading.Event) -> bool:
+        """Reconnect with exponential backoff and jitter; False if ``stop`` was set meanwhile."""
+        while self.client is None and not stop.is_set():
+            try:
+                self.connect()
+            except MailboxError as exc:
+                self.failures += 1
+                delay = min(300.0, 2.0 ** min(self.failures, 8)) * random.uniform(0.5, 1.0)
+                log.warning("imap: %s; retrying in %.0fs", exc, delay)
+                stop.wait(delay)
+        return self.client is not None
+
+    def _drop(self, exc: BaseException) -> None:
+        log.warning("imap: connection lost (%s: %s); reconnecting", type(exc).__name__, exc)
+        if self.client is not None:
+            _safe_logout(self.client)
+        self.client = None
+
+    # -- fetching ---------------------------------------------------------------------------
+    def _candidates(self) -> list[int]:
+        assert self.client is not None
+        if self.opts.after == "flag":
+            criteria: list[bytes | str] = ["NOT", "DELETED", "UNKEYWORD", LEDGERED.decode()]
+        else:
+            criteria = ["NOT", "DELETED"]
+        return sorted(int(u) for u in self.client.search(criteria))
+
+    def _fetch(self, uids: Sequence[int]) -> list[RawMail]:
+        assert self.client is not None
+        limit = self.cfg.limits.max_message_bytes
+        sizes = self.client.fetch(list(uids), ["RFC822.SIZE"])
+        small = [u for u in uids if int(sizes.get(u, {}).get(b"RFC822.SIZE", 0)) <= limit]
+        large = [u for u in uids if u not in small]
+        mails: list[RawMail] = []
+        if small:
+            for uid, data in self.client.fetch(small, ["BODY.PEEK[]"]).items():
+                raw = bytes(data.get(b"BODY[]") or b"")
+                mails.append(RawMail(self.name, raw, self.uidvalidity, int(uid)))
+        if large:
+            for uid, data in self.client.fetch(large, ["BODY.PEEK[HEADER]"]).items():
+                size = int(sizes[uid][b"RFC822.SIZE"])
+                head = bytes(data.get(b"BODY[HEADER]") or b"")
+                raw = truncate_oversize(head + b"\r\n", size, limit)
+                mails.append(RawMail(self.name, raw, self.uidvalidity, int(uid), size=size))
+        return sorted(mails, key=lambda m: m.uid or 0)
+
+    def _mark(self, uids: Sequence[int]) -> None:
+        assert self.client is not None
+        client = self.client
+        if self.opts.after == "flag":
+            client.add_flags(list(uids), [b"\\Seen", LEDGERED])
+        elif client.has_capability("MOVE"):
+            client.move(list(uids), self.opts.processed_folder)
+        else:
+            client.copy(list(uids), self.opts.processed_folder)
+            client.add_flags(list(uids), [b"\\Deleted"])
+            if client.has_capability("UIDPLUS"):
+                client.uid_expunge(list(uids))
+            else:
+                client.expunge()
+
+    def poll(self, store: Store) -> int:
+        if self.client is None:
+            return 0
+        try:
+            uids = self._candidates()
+            if self.factory is not None:
+                held = ledger.known(self.factory, self.name, self.uidvalidity, uids)
+            else:
+                held = set()
+            fresh = [u for u in uids if u not in held]
+            count = 0
+            for start in range(0, len(fresh), self.opts.fetch_batch):
+                batch = fresh[start : start + self.opts.fetch_batch]
+                mails = self._fetch(batch)
+                store(mails)
+                self._mark([m.uid for m in mails if m.uid is not None])
+                count += len(mails)
+            if held:  # in the ledger already (a crash before the mark): mark them now
+                self._mark(sorted(held))
+            self._record_poll(max(uids, default=0))
+            return count
+        except NETWORK_ERRORS as exc:
+            self._drop(exc)
+            return 0
+
+    def _record_poll(self, last_uid: int) -> None:
+        if self.factory is None:
+            return
+        from mailbot.db import transaction
+        from mailbot.models import MailboxState, utcnow
+
+        with transaction(self.factory) as session:
+            state = session.get(MailboxState, self.name)
+            if state is not None:
+                state.last_uid = max(state.last_uid, last_uid)
+                state.last_poll_at = utcnow()
+
+    # -- waiting ----------------------------------------------------------------------------
+    def wait(self, timeout: float, stop: threading.Event) -> None:
+        if self.client is None:
+            self.ensure_connected(stop)
+            return
+        if not self.can_idle:
+            stop.wait(min(timeout, self.opts.poll_seconds))
+            return
+        deadline = time.monotonic() + min(timeout, self.opts.idle_renew_seconds)
+        try:
+            self.client.idle()
+            try:
+                while not stop.is_set() and time.monotonic() < deadline:
+                    if self.client.idle_check(timeout=1.0):
+                        break
+            finally:
+                self.client.idle_done()
+        except NETWORK_ERRORS as exc:
+            self._drop(exc)
+
+    def close(self) -> None:
+        if self.client is not None:
+            _safe_logout(self.client)
+            self.client = None
+
+
+def _safe_logout(client: IMAPClient) -> None:
+    try:
+        client.logout()
+    except Exception:  # the connection is being thrown away; nothing to report
+        with contextlib.suppress(Exception):
+            client.shutdown()

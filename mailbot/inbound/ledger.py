@@ -1,0 +1,145 @@
+"""The ledger: raw bytes are committed before anything else happens.
+
+In: raw messages from a mailbox (IMAP UID or Maildir file name) or the command line.
+Out: ``inbound_messages`` rows in status ``pending``, one per (mailbox, uidvalidity, uid) or
+(mailbox, source name); storing the same one again returns the existing row. The mailbox marks
+a message on the server only after ``store_batch`` has committed. Processing runs from here, so
+a crash at any point is recovered at restart without loss.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from mailbot.db import transaction
+from mailbot.inbound.parse import decode_text, message_ids
+from mailbot.models import InboundMessage
+
+# Headers a delivery adds on the way in; the same message delivered twice differs only here.
+_TRACE_HEADERS = frozenset(
+    {b"received", b"return-path", b"delivered-to", b"x-original-to", b"x-delivered-to"}
+)
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+
+
+@dataclass(frozen=True)
+class RawMail:
+    """One message as fetched: where it came from and its bytes."""
+
+    mailbox: str
+    raw: bytes
+    uidvalidity: int | None = None
+    uid: int | None = None
+    source_name: str | None = None
+    size: int | None = None  # the real size when only the header block was kept
+
+
+def content_hash(raw: bytes) -> str:
+    """sha256 of the message without its trace headers, so redeliveries hash alike."""
+    data = raw.replace(b"\r\n", b"\n")
+    match = _HEADER_END.search(data)
+    head, body = (data[: match.start()], data[match.end() :]) if match else (data, b"")
+    kept: list[bytes] = []
+    keep = True
+    for line in head.split(b"\n"):
+        if line[:1] in (b" ", b"\t"):
+            if keep:
+                kept.append(line)
+            continue
+        name = line.split(b":", 1)[0].strip().lower()
+        keep = name not in _TRACE_HEADERS
+        if keep:
+            kept.append(line)
+    digest = hashlib.sha256(b"\n".join(kept))
+    digest.update(b"\n\n")
+    digest.update(body)
+    return digest.hexdigest()
+
+
+def _sniff(raw: bytes) -> tuple[str | None, str | None, str | None]:
+    """Message-ID, From and Subject from the header block; never raises."""
+    try:
+        headers = BytesHeaderParser(policy=compat32).parsebytes(raw[:262_144])
+        ids = message_ids(str(headers.get("Message-ID") or ""))
+        sender = decode_text(headers.get("From") or "")[:320] or None
+        subject = decode_text(headers.get("Subject") or "")[:500] or None
+    except Exception:  # the ledger must accept any bytes at all
+        return None, None, None
+    return (ids[0][:998] if ids else None), sender, subject
+
+
+def _existing(session: Session, mail: RawMail) -> InboundMessage | None:
+    query = select(InboundMessage).where(InboundMessage.mailbox == mail.mailbox)
+    if mail.uid is not None:
+        query = query.where(
+            InboundMessage.uidvalidity == mail.uidvalidity, InboundMessage.uid == mail.uid
+        )
+    elif mail.source_name is not None:
+        query = query.where(InboundMessage.source_name == mail.source_name)
+    else:
+        return None
+    return session.scalars(query).first()
+
+
+def store_batch(factory: sessionmaker[Session], mails: Sequence[RawMail]) -> list[int]:
+    """Commit the raw bytes of ``mails`` in one transaction; returns their ledger ids."""
+    ids: list[int] = []
+    with transaction(factory) as session:
+        for mail in mails:
+            row = _existing(session, mail)
+            if row is None:
+                message_id, sender, subject = _sniff(mail.raw)
+                row = InboundMessage(
+                    mailbox=mail.mailbox,
+                    uidvalidity=mail.uidvalidity,
+                    uid=mail.uid,
+                    source_name=mail.source_name,
+                    message_id=message_id,
+                    sha256=content_hash(mail.raw),
+                    raw=mail.raw,
+                    size=mail.size if mail.size is not None else len(mail.raw),
+                    from_addr=sender,
+                    subject=subject,
+                    status="pending",
+                )
+                session.add(row)
+                session.flush()
+            ids.append(row.id)
+    return ids
+
+
+def known(
+    factory: sessionmaker[Session], mailbox: str, uidvalidity: int, uids: Sequence[int]
+) -> set[int]:
+    """The UIDs among ``uids`` that the ledger already holds for this mailbox and UIDVALIDITY."""
+    if not uids:
+        return set()
+    with factory() as session:
+        rows = session.scalars(
+            select(InboundMessage.uid).where(
+                InboundMessage.mailbox == mailbox,
+                InboundMessage.uidvalidity == uidvalidity,
+                InboundMessage.uid.in_(list(uids)),
+            )
+        )
+        return {int(u) for u in rows if u is not None}
+
+
+def pending_ids(factory: sessionmaker[Session], limit: int = 500) -> list[int]:
+    with factory() as session:
+        return list(
+            session.scalars(
+                select(InboundMessage.id)
+                .where(InboundMessage.status == "pending")
+                .order_by(InboundMessage.id)
+                .limit(limit)
+            )
+        )

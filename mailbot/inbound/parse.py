@@ -1,0 +1,220 @@
+"""Parse raw bytes into a ``ParsedMessage``.
+
+In: the raw bytes from the ledger. Out: a ``ParsedMessage`` with decoded headers, addresses,
+the visible text (HTML reduced to text when there is no plain part) and the MIME structure for
+the filters. mail-parser does the work; when it fails on broken MIME the standard library's
+parser is used instead, so every message that has bytes gets a ``ParsedMessage``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email
+import email.policy
+import html
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.header import decode_header, make_header
+from email.message import Message
+from email.utils import getaddresses, parsedate_to_datetime
+from html.parser import HTMLParser
+
+import mailparser
+
+log = logging.getLogger(__name__)
+
+_MSGID_RE = re.compile(r"<([^<>\s]+)>")
+_MAX_TEXT_CHARS = 200_000
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content_type: str
+    size: int
+
+
+@dataclass(frozen=True)
+class ParsedMessage:
+    """What the later stages need of a message, already decoded."""
+
+    message: Message
+    message_id: str | None
+    from_addr: str
+    from_name: str
+    to: tuple[str, ...]
+    cc: tuple[str, ...]
+    reply_to: tuple[str, ...]
+    subject: str
+    date: datetime | None
+    in_reply_to: tuple[str, ...]
+    references: tuple[str, ...]
+    text: str
+    html: str | None
+    content_type: str
+    size: int
+    attachments: tuple[Attachment, ...] = ()
+    defects: tuple[str, ...] = field(default=())
+
+    def header(self, name: str) -> str | None:
+        """The first value of a header, decoded and unfolded, or None."""
+        value = self.message.get(name)
+        return None if value is None else decode_text(value)
+
+    def headers(self, name: str) -> list[str]:
+        return [decode_text(v) for v in self.message.get_all(name) or []]
+
+    @property
+    def from_domain(self) -> str:
+        return self.from_addr.rpartition("@")[2]
+
+
+def decode_text(value: object) -> str:
+    """Decode an RFC 2047 header value to one line; never raises."""
+    text = str(value)
+    with contextlib.suppress(ValueError, LookupError, UnicodeError, AssertionError):
+        text = str(make_header(decode_header(text)))
+    return " ".join(text.split())
+
+
+def message_ids(value: str | None) -> tuple[str, ...]:
+    """The Message-IDs in a header such as References, without angle brackets."""
+    if not value:
+        return ()
+    found = _MSGID_RE.findall(value)
+    if not found and value.strip() and " " not in value.strip():
+        found = [value.strip().strip("<>")]
+    return tuple(dict.fromkeys(found))
+
+
+def _addresses(msg: Message, name: str) -> list[tuple[str, str]]:
+    values = [decode_text(v) for v in msg.get_all(name) or []]
+    try:
+        pairs = getaddresses(values)
+    except (ValueError, TypeError, IndexError):
+        return []
+    return [(n, a.strip().lower()) for n, a in pairs if "@" in a]
+
+
+def _date(msg: Message) -> datetime | None:
+    raw = msg.get("Date")
+    if not raw:
+        return None
+    try:
+        value = parsedate_to_datetime(str(raw))
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class _TextExtractor(HTMLParser):
+    _BLOCK = {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "blockquote", "table", "hr"}
+    _SKIP = {"script", "style", "head", "title"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self._SKIP:
+            self._skip += 1
+        elif tag in self._BLOCK:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self._SKIP and self._skip:
+            self._skip -= 1
+        elif tag in self._BLOCK:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.parts.append(data)
+
+
+def html_to_text(markup: str) -> str:
+    """The visible text of an HTML body, with block elements as line breaks."""
+    parser = _TextExtractor()
+    try:
+        parser.feed(markup)
+        parser.close()
+    except (AssertionError, ValueError):
+        return html.unescape(re.sub(r"<[^>]*>", " ", markup))
+    lines = (" ".join(line.split()) for line in "".join(parser.parts).splitlines())
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def _stdlib_parts(msg: Message) -> tuple[str, str | None, list[Attachment]]:
+    plain: list[str] = []
+    markup: list[str] = []
+    attachments: list[Attachment] = []
+    for part in msg.walk():
+        if part.is_multipart():
+            continue
+        ctype = part.get_content_type()
+        filename = part.get_filename()
+        try:
+            payload = part.get_payload(decode=True) or b""
+        except (ValueError, TypeError, AssertionError):
+            payload = b""
+        if filename or part.get_content_disposition() == "attachment":
+            attachments.append(Attachment(decode_text(filename or ""), ctype, len(payload)))
+            continue
+        if ctype not in ("text/plain", "text/html"):
+            continue
+        charset = part.get_content_charset() or "utf-8"
+        try:
+            text = payload.decode(charset, errors="replace")
+        except LookupError:
+            text = payload.decode("utf-8", errors="replace")
+        (plain if ctype == "text/plain" else markup).append(text)
+    return "\n".join(plain), ("\n".join(markup) or None), attachments
+
+
+def parse(raw: bytes) -> ParsedMessage:
+    """Parse raw message bytes; falls back to the standard library on broken MIME."""
+    try:
+        mp = mailparser.parse_from_bytes(raw)
+        msg = mp.message
+        plain = "\n".join(mp.text_plain)
+        markup = "\n".join(mp.text_html) or None
+        attachments = [
+            Attachment(
+                decode_text(a.get("filename") or ""),
+                str(a.get("mail_content_type") or "application/octet-stream"),
+                len(a.get("payload") or ""),
+            )
+            for a in mp.attachments
+        ]
+    except Exception as exc:  # mail-parser raises many types on broken input
+        log.debug("mail-parser failed (%s); using the standard library parser", type(exc).__name__)
+        msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+        plain, markup, attachments = _stdlib_parts(msg)
+    text = plain if plain.strip() else html_to_text(markup or "")
+    sender = _addresses(msg, "From")
+    from_name, from_addr = sender[0] if sender else ("", "")
+    msgids = message_ids(str(msg.get("Message-ID") or ""))
+    return ParsedMessage(
+        message=msg,
+        message_id=msgids[0] if msgids else None,
+        from_addr=from_addr,
+        from_name=decode_text(from_name),
+        to=tuple(a for _, a in _addresses(msg, "To")),
+        cc=tuple(a for _, a in _addresses(msg, "Cc")),
+        reply_to=tuple(a for _, a in _addresses(msg, "Reply-To")),
+        subject=decode_text(msg.get("Subject") or ""),
+        date=_date(msg),
+        in_reply_to=message_ids(str(msg.get("In-Reply-To") or "")),
+        references=message_ids(" ".join(str(v) for v in msg.get_all("References") or [])),
+        text=text[:_MAX_TEXT_CHARS],
+        html=markup,
+        content_type=msg.get_content_type(),
+        size=len(raw),
+        attachments=tuple(attachments),
+        defects=tuple(type(d).__name__ for d in getattr(msg, "defects", [])),
+    )

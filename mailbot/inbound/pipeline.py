@@ -1,0 +1,174 @@
+"""The pipeline: one ledger row in, one outcome out.
+
+    pending row -> size check -> parse -> duplicate check -> filters -> thread match
+        reply:       case event on the matched case
+        new request: extract -> open case (+ acknowledgement and alert in the outbox)
+
+Everything for one message happens in one transaction with the row's new status, so a crash
+leaves the row pending and it is simply processed again. A step that cannot go on raises
+``Quarantine``; any unexpected exception quarantines the row too, with a one-line reason, and
+``mailbot quarantine replay`` puts it back. A database that is locked or unreachable leaves the
+row pending for the next round: nothing is lost and the daemon keeps going.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from functools import cached_property
+
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from mailbot.cases import service
+from mailbot.config import Config
+from mailbot.db import transaction
+from mailbot.errors import Discard, Quarantine
+from mailbot.inbound import filters
+from mailbot.inbound.extract import extract
+from mailbot.inbound.parse import ParsedMessage, parse
+from mailbot.inbound.thread_match import match_case
+from mailbot.models import InboundMessage, utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ledger_id: int
+    status: str
+    kind: str | None
+    case_ref: str | None
+    reason: str | None
+    ms: float
+
+    def line(self) -> str:
+        return (
+            f"ledger={self.ledger_id} kind={self.kind or '-'} case={self.case_ref or '-'} "
+            f"outcome={self.status} ms={self.ms:.0f}"
+        )
+
+
+@dataclass(frozen=True)
+class _Result:
+    status: str
+    kind: str
+    case_ref: str | None = None
+    case_id: int | None = None
+    reason: str | None = None
+    duplicate_of: int | None = None
+
+
+class Pipeline:
+    def __init__(self, cfg: Config, factory: sessionmaker[Session]) -> None:
+        self.cfg = cfg
+        self.factory = factory
+
+    @cached_property
+    def filter_context(self) -> filters.FilterContext:
+        own = {self.cfg.mailbot.address.lower()}
+        return filters.FilterContext(
+            own_addresses=frozenset(own), rules=filters.FilterRules.load(self.cfg.rules_dir)
+        )
+
+    def process(self, ledger_id: int) -> Outcome:
+        started = time.monotonic()
+        try:
+            with transaction(self.factory) as session:
+                row = session.get(InboundMessage, ledger_id)
+                if row is None or row.status != "pending":
+                    return Outcome(ledger_id, "skipped", None, None, "not pending", 0.0)
+                result = self._handle(session, row)
+                row.status, row.kind, row.reason = result.status, result.kind, result.reason
+                row.case_id, row.duplicate_of = result.case_id, result.duplicate_of
+                row.attempts += 1
+                row.processed_at = utcnow()
+        except OperationalError as exc:
+            log.warning("ledger=%d outcome=retry database: %s", ledger_id, _one_line(exc.orig))
+            return Outcome(ledger_id, "pending", None, None, "database unavailable", _ms(started))
+        except Quarantine as exc:
+            result = _Result("quarantined", "other", reason=exc.reason)
+            self._finish(ledger_id, result)
+        except Exception as exc:  # one message never stops the daemon
+            reason = f"{type(exc).__name__}: {_one_line(exc)}"
+            log.error("ledger=%d quarantined after an unexpected error: %s", ledger_id, reason)
+            result = _Result("quarantined", "other", reason=reason)
+            self._finish(ledger_id, result)
+        outcome = Outcome(
+            ledger_id, result.status, result.kind, result.case_ref, result.reason, _ms(started)
+        )
+        log.info(outcome.line())
+        return outcome
+
+    def _finish(self, ledger_id: int, result: _Result) -> None:
+        with transaction(self.factory) as session:
+            row = session.get(InboundMessage, ledger_id)
+            if row is None:
+                return
+            row.status, row.kind, row.reason = result.status, result.kind, result.reason
+            row.attempts += 1
+            row.processed_at = utcnow()
+
+    def _handle(self, session: Session, row: InboundMessage) -> _Result:
+        limit = self.cfg.limits.max_message_bytes
+        if row.raw is None:
+            raise Quarantine("no raw bytes stored for this message")
+        if row.size > limit:
+            raise Quarantine(
+                f"message is {row.size} bytes, over [limits] max_message_bytes = {limit}; "
+                "the original stays in the mailbox"
+            )
+        msg = parse(row.raw)
+        row.message_id = msg.message_id or row.message_id
+        row.from_addr = msg.from_addr or row.from_addr
+        row.subject = msg.subject[:500] or row.subject
+        duplicate = self._duplicate_of(session, row)
+        if duplicate is not None:
+            return _Result(
+                "ignored",
+                "duplicate",
+                duplicate_of=duplicate,
+                reason=f"same Message-ID and content as ledger #{duplicate}",
+            )
+        try:
+            filters.classify(msg, self.filter_context)
+        except Discard as exc:
+            return _Result("ignored", exc.kind, reason=exc.reason)
+        case = match_case(session, self.cfg, msg)
+        if case is not None:
+            service.record_reply(session, case, row, msg)
+            return _Result("processed", "reply", case.ref, case.id)
+        if not msg.text.strip() and not msg.subject.strip():
+            return _Result("ignored", "other", reason="empty message: no subject and no text")
+        return self._open(session, row, msg)
+
+    def _open(self, session: Session, row: InboundMessage, msg: ParsedMessage) -> _Result:
+        fields = extract(msg, self.cfg.rules_dir)
+        case = service.open_case(session, self.cfg, row, msg, fields)
+        return _Result("processed", "request", case.ref, case.id)
+
+    @staticmethod
+    def _duplicate_of(session: Session, row: InboundMessage) -> int | None:
+        if not row.message_id:
+            return None
+        return session.scalars(
+            select(InboundMessage.id).where(
+                InboundMessage.message_id == row.message_id,
+                InboundMessage.sha256 == row.sha256,
+                InboundMessage.id < row.id,
+            )
+        ).first()
+
+    def process_pending(self, ids: list[int]) -> list[Outcome]:
+        return [self.process(i) for i in ids]
+
+
+def _one_line(value: object, limit: int = 300) -> str:
+    text = " ".join(str(value).split())
+    return text[:limit]
+
+
+def _ms(started: float) -> float:
+    return (time.monotonic() - started) * 1000

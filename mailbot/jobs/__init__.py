@@ -1,0 +1,1 @@
+"""Timed work: the scheduler drives outbox retries and housekeeping."""

@@ -1,0 +1,1 @@
+"""Outbound: render templates -> outbox rows (same transaction as the case) -> transport."""

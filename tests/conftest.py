@@ -1,0 +1,84 @@
+"""Shared fixtures: a config in a temporary folder, a migrated database, sample messages."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from mailbot import config as config_mod
+from mailbot import db
+from mailbot.config import Config
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPORA = ROOT.parent / "shared" / "corpora"
+
+
+def write_config(folder: Path, extra: str = "") -> Path:
+    """A config file in ``folder`` using only local parts (SQLite, Maildir, file transport)."""
+    path = folder / "config.toml"
+    sections = {
+        "mailbot": 'address = "mvai@mvai.test"\nsample_requests = false',
+        "database": 'url = "sqlite:///mailbot.db"',
+        "mailbox": 'maildir = "mail"\npoll_seconds = 0.2',
+        "outgoing": 'directory = "outgoing"\nretry_base_seconds = 1',
+        "coordinators": 'addresses = ["coord@mvai.test"]\nname = "Pat Coordinator"',
+    }
+    for block in extra.strip().split("\n\n"):
+        if block.strip():
+            header, _, body = block.strip().partition("\n")
+            name = header.strip("[] ")
+            sections[name] = (sections.get(name, "") + "\n" + body).strip()
+    path.write_text("".join(f"[{k}]\n{v}\n\n" for k, v in sections.items()))
+    return path
+
+
+@pytest.fixture
+def make_cfg(tmp_path: Path) -> Callable[..., Config]:
+    def make(extra: str = "") -> Config:
+        return config_mod.load(write_config(tmp_path, extra))
+
+    return make
+
+
+@pytest.fixture
+def cfg(make_cfg: Callable[..., Config]) -> Config:
+    return make_cfg()
+
+
+@pytest.fixture
+def factory(cfg: Config) -> sessionmaker[Session]:
+    engine = db.make_engine(cfg.database_url)
+    db.upgrade(engine)
+    yield db.session_factory(engine)
+    engine.dispose()
+
+
+def request_message(
+    *,
+    sender: str = "Chief Dana Whitfield <dwhitfield@harlanpd.test>",
+    subject: str = "Request for help after shooting",
+    body: str = (
+        "Yesterday we had a shooting at Harlan High School in Harlan, KY. Two students were "
+        "killed. We need help with media and support for our officers.\n\n"
+        "Dana Whitfield\nChief of Police\nHarlan Police Department\n(606) 555-0142\n"
+    ),
+    to: str = "mvai@mvai.test",
+    message_id: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> bytes:
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = to
+    msg["Subject"] = subject
+    msg["Date"] = format_datetime(datetime(2026, 11, 16, 13, 42, tzinfo=UTC))
+    msg["Message-ID"] = message_id or make_msgid(domain="harlanpd.test")
+    for name, value in (headers or {}).items():
+        msg[name] = value
+    msg.set_content(body)
+    return msg.as_bytes()

@@ -1,0 +1,204 @@
+"""The pipeline on a real SQLite database: cases, acknowledgements, duplicates, replies."""
+
+from __future__ import annotations
+
+import email
+from collections.abc import Callable
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from mailbot.config import Config
+from mailbot.inbound import ledger
+from mailbot.inbound.ledger import RawMail
+from mailbot.inbound.pipeline import Pipeline
+from mailbot.models import Case, CaseEvent, InboundMessage, OutboundMessage
+from tests.conftest import request_message
+
+
+def ingest(cfg: Config, factory: sessionmaker[Session], raw: bytes, name: str) -> int:
+    [ledger_id] = ledger.store_batch(factory, [RawMail("test", raw, source_name=name)])
+    Pipeline(cfg, factory).process(ledger_id)
+    return ledger_id
+
+
+def outbox(factory: sessionmaker[Session]) -> list[OutboundMessage]:
+    with factory() as session:
+        return list(session.scalars(select(OutboundMessage).order_by(OutboundMessage.id)))
+
+
+def test_request_opens_case_with_ack_and_alert(cfg: Config, factory: sessionmaker[Session]):
+    raw = request_message(message_id="<req-1@harlanpd.test>")
+    ledger_id = ingest(cfg, factory, raw, "a")
+    with factory() as session:
+        row = session.get(InboundMessage, ledger_id)
+        assert (row.status, row.kind) == ("processed", "request")
+        case = session.scalars(select(Case)).one()
+        assert row.case_id == case.id
+        assert case.ref.startswith("MVAI-2026-") and case.ref.endswith("0001")
+        assert case.state == "KY" and case.city == "Harlan"
+        assert [e.kind for e in case.events] == ["opened"]
+    ack, alert = outbox(factory)
+    assert (ack.kind, ack.recipients) == ("ack", ["dwhitfield@harlanpd.test"])
+    assert (alert.kind, alert.recipients) == ("alert", ["coord@mvai.test"])
+    msg = email.message_from_bytes(ack.raw)
+    assert msg["Message-ID"] == f"<ack.{case.ref}@mvai.test>"
+    assert msg["In-Reply-To"] == "<req-1@harlanpd.test>"
+    assert "<req-1@harlanpd.test>" in msg["References"]
+    assert msg["Auto-Submitted"] == "auto-replied"
+    assert case.ref in msg["Subject"]
+    assert msg["Reply-To"] == f"mvai+{case.token}@mvai.test"
+    assert email.message_from_bytes(alert.raw)["Auto-Submitted"] == "auto-generated"
+
+
+def test_ack_never_repeats_casualty_numbers(cfg: Config, factory: sessionmaker[Session]):
+    body = (
+        "On Saturday a gunman killed 7 people and wounded 12 at the Lakeside Mall in "
+        "Rapid City, SD. Among the dead was Officer Jane Quill. The shooter, John Roe, "
+        "is dead.\n\nRapid City Police Department\n"
+    )
+    ingest(cfg, factory, request_message(body=body), "a")
+    ack = outbox(factory)[0]
+    text = email.message_from_bytes(ack.raw).get_payload()[0].get_payload(decode=True).decode()
+    assert "Rapid City" in text
+    for word in ("7", "12", "Quill", "Roe", "killed", "wounded"):
+        assert word not in text.replace("MVAI-2026-0001", ""), word
+
+
+def test_duplicate_delivery_opens_no_second_case(cfg: Config, factory: sessionmaker[Session]):
+    raw = request_message(message_id="<dup@harlanpd.test>")
+    redelivered = b"Received: from relay.example by mx.example; Sat, 21 Nov 2026\r\n" + raw
+    ingest(cfg, factory, raw, "a")
+    second = ingest(cfg, factory, redelivered, "b")
+    with factory() as session:
+        assert session.scalar(select(func.count(Case.id))) == 1
+        row = session.get(InboundMessage, second)
+        assert (row.status, row.kind) == ("ignored", "duplicate")
+    assert [o.kind for o in outbox(factory)] == ["ack", "alert"]
+
+
+def test_same_message_id_different_content_is_not_a_duplicate(
+    cfg: Config, factory: sessionmaker[Session]
+):
+    ingest(cfg, factory, request_message(message_id="<same@x.test>"), "a")
+    ingest(cfg, factory, request_message(message_id="<same@x.test>", subject="Other"), "b")
+    with factory() as session:
+        assert session.scalar(select(func.count(Case.id))) == 2
+
+
+def test_reply_joins_case_and_sends_nothing(cfg: Config, factory: sessionmaker[Session]):
+    ingest(cfg, factory, request_message(message_id="<req-2@harlanpd.test>"), "a")
+    with factory() as session:
+        case = session.scalars(select(Case)).one()
+    reply = request_message(
+        subject=f"Re: Request for help [{case.ref}]",
+        body="Thank you. Our PIO is Sam.\n",
+        headers={"In-Reply-To": f"<ack.{case.ref}@mvai.test>"},
+    )
+    ledger_id = ingest(cfg, factory, reply, "b")
+    with factory() as session:
+        row = session.get(InboundMessage, ledger_id)
+        assert (row.kind, row.case_id) == ("reply", case.id)
+        kinds = [e.kind for e in session.scalars(select(CaseEvent).order_by(CaseEvent.id))]
+        assert kinds == ["opened", "reply"]
+        assert session.scalar(select(func.count(Case.id))) == 1
+    assert len(outbox(factory)) == 2
+
+
+def test_reply_by_plus_address_token(cfg: Config, factory: sessionmaker[Session]):
+    ingest(cfg, factory, request_message(), "a")
+    with factory() as session:
+        case = session.scalars(select(Case)).one()
+    reply = request_message(subject="more details", to=f"mvai+{case.token}@mvai.test")
+    ledger_id = ingest(cfg, factory, reply, "b")
+    with factory() as session:
+        assert session.get(InboundMessage, ledger_id).case_id == case.id
+
+
+def test_old_subject_from_stranger_opens_new_case(cfg: Config, factory: sessionmaker[Session]):
+    ingest(cfg, factory, request_message(), "a")
+    with factory() as session:
+        ref = session.scalars(select(Case.ref)).one()
+    other = request_message(sender="someone@elsewhere.test", subject=f"Fwd: {ref} question")
+    ledger_id = ingest(cfg, factory, other, "b")
+    with factory() as session:
+        row = session.get(InboundMessage, ledger_id)
+        assert row.kind == "request" and row.case.ref != ref
+
+
+def test_autoreply_gets_no_ack(cfg: Config, factory: sessionmaker[Session]):
+    raw = request_message(
+        subject="Out of Office: Request", headers={"Auto-Submitted": "auto-replied"}
+    )
+    ledger_id = ingest(cfg, factory, raw, "a")
+    with factory() as session:
+        row = session.get(InboundMessage, ledger_id)
+        assert (row.status, row.kind) == ("ignored", "autoreply")
+        assert row.reason
+    assert outbox(factory) == []
+
+
+def test_own_mail_is_ignored(cfg: Config, factory: sessionmaker[Session]):
+    ledger_id = ingest(cfg, factory, request_message(sender="MVAI <mvai@mvai.test>"), "a")
+    with factory() as session:
+        assert session.get(InboundMessage, ledger_id).kind == "own"
+    assert outbox(factory) == []
+
+
+def test_rate_limit_caps_automatic_mail_per_sender(
+    make_cfg: Callable[..., Config], factory: sessionmaker[Session]
+):
+    cfg = make_cfg("[limits]\nauto_replies_per_sender_per_day = 2")
+    for n in range(4):
+        ingest(cfg, factory, request_message(subject=f"request {n}"), str(n))
+    kinds = [o.kind for o in outbox(factory)]
+    assert kinds.count("ack") == 2 and kinds.count("alert") == 4
+    with factory() as session:
+        suppressed = session.scalars(select(CaseEvent).where(CaseEvent.kind == "ack_suppressed"))
+        assert len(list(suppressed)) == 2
+
+
+def test_oversize_message_is_quarantined_with_reason(
+    make_cfg: Callable[..., Config], factory: sessionmaker[Session]
+):
+    cfg = make_cfg("[limits]\nmax_message_bytes = 2048")
+    raw = request_message(body="x" * 5000)
+    [ledger_id] = ledger.store_batch(factory, [RawMail("t", raw, source_name="big", size=len(raw))])
+    Pipeline(cfg, factory).process(ledger_id)
+    with factory() as session:
+        row = session.get(InboundMessage, ledger_id)
+        assert row.status == "quarantined"
+        assert "max_message_bytes" in row.reason
+
+
+def test_unexpected_error_quarantines_and_replay_recovers(
+    cfg: Config, factory: sessionmaker[Session], monkeypatch
+):
+    import mailbot.inbound.pipeline as pipeline_mod
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("extractor exploded\nsecond line")
+
+    monkeypatch.setattr(pipeline_mod, "extract", broken)
+    ledger_id = ingest(cfg, factory, request_message(), "a")
+    with factory() as session:
+        row = session.get(InboundMessage, ledger_id)
+        assert row.status == "quarantined"
+        assert row.reason == "RuntimeError: extractor exploded second line"
+        assert session.scalar(select(func.count(Case.id))) == 0
+    assert outbox(factory) == []
+    monkeypatch.undo()
+    with factory.begin() as session:
+        session.get(InboundMessage, ledger_id).status = "pending"
+    Pipeline(cfg, factory).process(ledger_id)
+    with factory() as session:
+        assert session.get(InboundMessage, ledger_id).status == "processed"
+    assert [o.kind for o in outbox(factory)] == ["ack", "alert"]
+
+
+def test_processed_row_is_not_processed_again(cfg: Config, factory: sessionmaker[Session]):
+    ledger_id = ingest(cfg, factory, request_message(), "a")
+    outcome = Pipeline(cfg, factory).process(ledger_id)
+    assert outcome.status == "skipped"
+    with factory() as session:
+        assert session.scalar(select(func.count(Case.id))) == 1
