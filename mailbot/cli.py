@@ -329,7 +329,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         cfg = config_mod.load(args.config)
-        setup_logging(cfg.mailbot.log_level)
+        # The daemon logs at the configured level; one-shot commands print their own lines.
+        setup_logging(cfg.mailbot.log_level if args.handler is cmd_run else "WARNING")
         return int(args.handler(args, cfg))
     except MailbotError as exc:
         print(f"mailbot: {exc}", file=sys.stderr)

@@ -26,7 +26,7 @@ from mailbot.models import (
     OutboundMessage,
     utcnow,
 )
-from mailbot.outbound.compose import enqueue, one_line, plus_address
+from mailbot.outbound.compose import enqueue, one_line, plus_address, valid_address
 from mailbot.vocabulary import INCIDENT_TYPES, SERVICES
 
 AUTOMATIC_KINDS = ("ack", "checkin", "forward", "confirm")
@@ -146,7 +146,7 @@ def open_case(
     thread = [*msg.references, msg.message_id] if msg.message_id else list(msg.references)
     ack_to = ex.contact_email
     ack_note = ""
-    if not ack_to:
+    if not ack_to or not valid_address(ack_to):
         ack_note = "no usable sender address"
     elif automatic_mails_today(session, ack_to) >= cfg.limits.auto_replies_per_sender_per_day:
         ack_note = (

@@ -16,7 +16,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.header import decode_header, make_header
+from email.header import decode_header
 from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
 from html.parser import HTMLParser
@@ -72,10 +72,23 @@ class ParsedMessage:
 
 
 def decode_text(value: object) -> str:
-    """Decode an RFC 2047 header value to one line; never raises."""
+    """Decode an RFC 2047 header value to one line; undecodable bytes become U+FFFD."""
     text = str(value)
-    with contextlib.suppress(ValueError, LookupError, UnicodeError, AssertionError):
-        text = str(make_header(decode_header(text)))
+    if "=?" in text:
+        try:
+            parts = decode_header(text)
+        except (ValueError, LookupError, UnicodeError, AssertionError):
+            parts = [(text, None)]
+        decoded = []
+        for chunk, charset in parts:
+            if isinstance(chunk, bytes):
+                try:
+                    chunk = chunk.decode(charset or "ascii", errors="replace")
+                except LookupError:
+                    chunk = chunk.decode("utf-8", errors="replace")
+            decoded.append(chunk)
+        text = "".join(decoded)
+    text = text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
     return " ".join(text.split())
 
 

@@ -33,7 +33,12 @@ _ADDRESS = re.compile(r"^[^@\s<>,;:\"()\[\]\\]+@[A-Za-z0-9.-]+\.[A-Za-z0-9-]+$")
 def one_line(value: str, limit: int = 200) -> str:
     """A header-safe single line: CR, LF and other control characters cannot add headers."""
     text = " ".join("".join(ch if ch.isprintable() else " " for ch in value).split())
+    text = text.replace("=?", "= ?")  # never let a value be read back as an encoded word
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def valid_address(address: str) -> bool:
+    return bool(_ADDRESS.match(address.strip()))
 
 
 def make_message_id(cfg: Config, dedupe_key: str) -> str:
@@ -107,7 +112,7 @@ def enqueue(
     ).first()
     if existing is not None:
         return existing
-    recipients = sorted({a.strip().lower() for a in to if _ADDRESS.match(a.strip())})
+    recipients = sorted({a.strip().lower() for a in to if valid_address(a)})
     if not recipients:
         raise ValueError(f"{kind}: no valid recipient address")
     text, html = render(cfg.templates_dir, template, context)

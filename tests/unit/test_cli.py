@@ -1,0 +1,117 @@
+"""The command line, in process: output formats, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mailbot.cli import main
+from tests.conftest import request_message, write_config
+
+CASE_FIELDS = {
+    "ref", "status", "priority", "agency", "city", "state", "incident_type", "incident_date",
+    "killed", "injured", "services", "contact_name", "contact_email", "opened_at",
+}
+
+
+@pytest.fixture
+def conf(tmp_path: Path) -> str:
+    return str(write_config(tmp_path))
+
+
+def run(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_ingest_then_list_cases_inbound_and_outbox(conf, tmp_path, capsys):
+    good = tmp_path / "req.eml"
+    good.write_bytes(request_message(message_id="<cli-1@harlanpd.test>"))
+    code, out, err = run(capsys, "ingest", "--config", conf, str(good), str(tmp_path / "no.eml"))
+    assert code == 1, "a missing file makes the exit non-zero"
+    assert f"{good}: ledger=1 kind=request case=MVAI-2026-0001 outcome=processed" in out
+    assert err.strip() == f"mailbot: ingest: {tmp_path / 'no.eml'}: No such file or directory"
+
+    code, out, _ = run(capsys, "ingest", "--config", conf, str(good))
+    assert code == 0 and "outcome=already-ingested (processed)" in out
+
+    code, out, _ = run(capsys, "cases", "list", "--json", "--config", conf)
+    [case] = [json.loads(line) for line in out.splitlines()]
+    assert CASE_FIELDS <= case.keys()
+    assert (case["ref"], case["state"], case["contact_email"]) == (
+        "MVAI-2026-0001", "KY", "dwhitfield@harlanpd.test")
+
+    code, out, _ = run(capsys, "inbound", "list", "--json", "--config", conf)
+    [row] = [json.loads(line) for line in out.splitlines()]
+    assert {"id", "message_id", "from", "subject", "status", "kind", "case_ref", "reason"} <= row.keys()
+    assert (row["message_id"], row["kind"], row["case_ref"]) == (
+        "cli-1@harlanpd.test", "request", "MVAI-2026-0001")
+
+    code, out, _ = run(capsys, "outbox", "list", "--json", "--config", conf)
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [(r["kind"], r["status"]) for r in rows] == [("ack", "sent"), ("alert", "sent")]
+    assert {"id", "kind", "to", "subject", "status", "message_id", "case_ref"} <= rows[0].keys()
+    assert len(list((tmp_path / "outgoing").glob("*.eml"))) == 2
+
+    code, out, _ = run(capsys, "cases", "show", "mvai-2026-0001", "--config", conf)
+    assert code == 0 and "timeline:" in out and "opened" in out
+
+    code, out, _ = run(capsys, "cases", "list", "--priority", "P4", "--config", conf)
+    assert out.strip() == "(none)"
+
+
+def test_unknown_case_is_one_line_error(conf, capsys):
+    code, out, err = run(capsys, "cases", "show", "MVAI-1999-0001", "--config", conf)
+    assert code == 1 and out == ""
+    assert err == "mailbot: case MVAI-1999-0001: no such case\n"
+
+
+def test_bad_config_is_one_line_error(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[smtp]\nport = 'many'\n")
+    code, _, err = run(capsys, "cases", "list", "--config", str(bad))
+    assert code == 2
+    assert err.count("\n") == 1 and "[smtp] port" in err and str(bad) in err
+
+
+def test_quarantine_list_and_replay(conf, tmp_path, capsys, monkeypatch):
+    import mailbot.inbound.pipeline as pipeline_mod
+
+    path = tmp_path / "req.eml"
+    path.write_bytes(request_message())
+    monkeypatch.setattr(pipeline_mod, "extract", lambda *a: 1 / 0)
+    run(capsys, "ingest", "--config", conf, str(path))
+    code, out, _ = run(capsys, "quarantine", "list", "--json", "--config", conf)
+    [row] = [json.loads(line) for line in out.splitlines()]
+    assert row["status"] == "quarantined" and row["reason"].startswith("ZeroDivisionError")
+    monkeypatch.undo()
+    code, out, _ = run(capsys, "quarantine", "replay", str(row["id"]), "--config", conf)
+    assert code == 0 and "kind=request case=MVAI-2026-0001 outcome=processed" in out
+    code, _, err = run(capsys, "quarantine", "replay", str(row["id"]), "--config", conf)
+    assert code == 1 and "not quarantined" in err
+
+
+def test_db_upgrade_and_doctor(conf, capsys):
+    code, out, _ = run(capsys, "db", "upgrade", "--config", conf)
+    assert code == 0 and "upgraded from empty to" in out
+    code, out, _ = run(capsys, "db", "upgrade", "--config", conf)
+    assert "is up to date" in out
+    code, out, _ = run(capsys, "doctor", "--config", conf)
+    lines = out.splitlines()
+    assert code == 0
+    assert [line.split()[1] for line in lines] == ["config", "database", "mailbox", "outgoing", "nlp"]
+    assert all(line.split()[0] in ("ok", "warn") for line in lines)
+
+
+def test_doctor_reports_unreachable_smtp(tmp_path, capsys):
+    from tests.testbed import free_port
+
+    conf = write_config(tmp_path, f'[outgoing]\ntransport = "smtp"\n\n[smtp]\nhost = "127.0.0.1"\n'
+                                  f'port = {free_port()}\nsecurity = "none"')
+    code, out, _ = run(capsys, "doctor", "--config", str(conf))
+    assert code == 1
+    [line] = [x for x in out.splitlines() if x.split()[1] == "outgoing"]
+    assert line.startswith("FAIL") and "check [smtp] host, port and security" in line

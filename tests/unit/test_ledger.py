@@ -1,0 +1,114 @@
+"""The ledger and the Maildir source: bytes first, once per source key, marked after commit."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from mailbot.inbound import ledger
+from mailbot.inbound.ledger import RawMail, content_hash
+from mailbot.inbound.mailbox import MaildirSource
+from mailbot.models import InboundMessage
+from tests.conftest import request_message
+
+
+def test_content_hash_ignores_trace_headers_only():
+    raw = request_message(message_id="<h@x.test>").replace(b"\n", b"\r\n")
+    traced = (
+        b"Return-Path: <a@b.test>\r\nReceived: from a\r\n by b; Sat, 21 Nov 2026\r\n"
+        b"Delivered-To: mvai@mvai.test\r\n" + raw.replace(b"\r\n", b"\n")
+    )
+    assert content_hash(raw) == content_hash(traced)
+    assert content_hash(raw) != content_hash(raw.replace(b"Harlan", b"Harlen"))
+    assert content_hash(raw) != content_hash(raw.replace(b"Subject: ", b"Subject: Re: "))
+
+
+def test_store_batch_is_idempotent_per_source_key(factory: sessionmaker[Session]):
+    raw = request_message()
+    first = ledger.store_batch(factory, [RawMail("imap:x", raw, uidvalidity=7, uid=1)])
+    again = ledger.store_batch(factory, [RawMail("imap:x", raw, uidvalidity=7, uid=1)])
+    other = ledger.store_batch(factory, [RawMail("imap:x", raw, uidvalidity=8, uid=1)])
+    assert first == again and other != first
+    with factory() as session:
+        row = session.get(InboundMessage, first[0])
+        assert row.raw == raw and row.status == "pending" and row.size == len(raw)
+        assert row.sha256 == content_hash(raw)
+        assert session.scalar(select(func.count(InboundMessage.id))) == 2
+    assert ledger.known(factory, "imap:x", 7, [1, 2, 3]) == {1}
+
+
+def test_store_accepts_any_bytes(factory: sessionmaker[Session]):
+    junk = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(range(256)) * 4
+    [ledger_id] = ledger.store_batch(factory, [RawMail("cli", junk, source_name="junk")])
+    with factory() as session:
+        assert session.get(InboundMessage, ledger_id).raw == junk
+
+
+def deliver(root: Path, name: str, raw: bytes) -> Path:
+    path = root / "INBOX" / "new" / name
+    path.write_bytes(raw)
+    return path
+
+
+def test_maildir_source_commits_then_moves(factory: sessionmaker[Session], tmp_path: Path):
+    source = MaildirSource(tmp_path / "mail", max_bytes=1 << 20)
+    source.connect()
+    deliver(tmp_path / "mail", "1700000000.a.host", request_message())
+    deliver(tmp_path / "mail", "1700000001.b.host", request_message(subject="second"))
+    seen: list[list[str]] = []
+
+    def store(mails):
+        # When the ledger is asked to store, the files are still in new/.
+        seen.append(sorted(p.name for p in (tmp_path / "mail/INBOX/new").iterdir()))
+        return ledger.store_batch(factory, mails)
+
+    assert source.poll(store) == 2
+    assert seen == [["1700000000.a.host", "1700000001.b.host"]]
+    assert list((tmp_path / "mail/INBOX/new").iterdir()) == []
+    assert sorted(p.name for p in (tmp_path / "mail/INBOX/cur").iterdir()) == [
+        "1700000000.a.host:2,S", "1700000001.b.host:2,S"]
+    assert source.poll(store) == 0
+
+
+def test_maildir_crash_before_move_stores_once(factory: sessionmaker[Session], tmp_path: Path):
+    source = MaildirSource(tmp_path / "mail", max_bytes=1 << 20)
+    source.connect()
+    path = deliver(tmp_path / "mail", "1700000000.a.host", request_message())
+    ledger.store_batch(factory, [RawMail(source.name, path.read_bytes(),
+                                         source_name="1700000000.a.host")])
+    source.poll(lambda mails: ledger.store_batch(factory, mails))
+    with factory() as session:
+        assert session.scalar(select(func.count(InboundMessage.id))) == 1
+
+
+def test_maildir_oversize_keeps_headers_and_real_size(factory, tmp_path: Path):
+    source = MaildirSource(tmp_path / "mail", max_bytes=4096)
+    source.connect()
+    raw = request_message(body="y" * 20_000)
+    deliver(tmp_path / "mail", "big", raw)
+
+    def store(mails):
+        ids = ledger.store_batch(factory, mails)
+        ledger_ids.extend(ids)
+        return ids
+
+    ledger_ids: list[int] = []
+    source.poll(store)
+    with factory() as session:
+        row = session.get(InboundMessage, ledger_ids[0])
+        assert row.size == len(raw)
+        assert len(row.raw) < 4096 and b"Subject: Request for help" in row.raw
+    assert (tmp_path / "mail/INBOX/cur/big:2,S").read_bytes() == raw
+
+
+def test_maildir_wait_returns_on_stop(tmp_path: Path):
+    source = MaildirSource(tmp_path / "mail", max_bytes=1 << 20, poll_seconds=30)
+    stop = threading.Event()
+    stop.set()
+    started = time.monotonic()
+    source.wait(30, stop)
+    assert time.monotonic() - started < 1
