@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 _MSGID_RE = re.compile(r"<([^<>\s]+)>")
 _MAX_TEXT_CHARS = 200_000
+_ADDRESS_WORD = re.compile(r"[^\s<>@,;]+@[^\s<>@,;]+")
 
 
 @dataclass(frozen=True)
@@ -60,35 +61,60 @@ class ParsedMessage:
 
     def header(self, name: str) -> str | None:
         """The first value of a header, decoded and unfolded, or None."""
-        value = self.message.get(name)
-        return None if value is None else decode_text(value)
+        values = raw_headers(self.message, name)
+        return decode_text(values[0]) if values else None
 
     def headers(self, name: str) -> list[str]:
-        return [decode_text(v) for v in self.message.get_all(name) or []]
+        return [decode_text(v) for v in raw_headers(self.message, name)]
 
     @property
     def from_domain(self) -> str:
         return self.from_addr.rpartition("@")[2]
 
 
+# Charsets that mail declares but Python knows under a wider or another name.
+_CHARSET_ALIASES = {
+    "gb2312": "gb18030",
+    "gbk": "gb18030",
+    "iso-8859-8-i": "iso-8859-8",
+    "ks_c_5601-1987": "cp949",
+    "unknown-8bit": "utf-8",
+    "x-unknown": "utf-8",
+}
+
+
+def _decode_bytes(data: bytes, charset: str | None) -> str:
+    name = _CHARSET_ALIASES.get((charset or "").lower(), charset or "utf-8")
+    try:
+        return data.decode(name)
+    except (LookupError, UnicodeDecodeError):
+        pass
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace")
+
+
+def raw_headers(msg: Message, name: str) -> list[str]:
+    """The values of a header as stored (raw 8-bit bytes kept as surrogate escapes)."""
+    wanted = name.lower()
+    return [str(v) for k, v in msg.raw_items() if k.lower() == wanted]
+
+
 def decode_text(value: object) -> str:
-    """Decode an RFC 2047 header value to one line; undecodable bytes become U+FFFD."""
+    """Decode a header value to one line: RFC 2047 words and raw UTF-8 (RFC 6532) alike."""
     text = str(value)
+    with contextlib.suppress(UnicodeEncodeError):  # raw 8-bit bytes kept as surrogates
+        text = _decode_bytes(text.encode("ascii", errors="surrogateescape"), "utf-8")
     if "=?" in text:
         try:
             parts = decode_header(text)
         except (ValueError, LookupError, UnicodeError, AssertionError):
             parts = [(text, None)]
-        decoded = []
-        for chunk, charset in parts:
-            if isinstance(chunk, bytes):
-                try:
-                    chunk = chunk.decode(charset or "ascii", errors="replace")
-                except LookupError:
-                    chunk = chunk.decode("utf-8", errors="replace")
-            decoded.append(chunk)
-        text = "".join(decoded)
-    text = text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
+        text = "".join(
+            _decode_bytes(chunk, charset) if isinstance(chunk, bytes) else chunk
+            for chunk, charset in parts
+        )
     return " ".join(text.split())
 
 
@@ -103,16 +129,25 @@ def message_ids(value: str | None) -> tuple[str, ...]:
 
 
 def _addresses(msg: Message, name: str) -> list[tuple[str, str]]:
-    values = [decode_text(v) for v in msg.get_all(name) or []]
+    values = [decode_text(v) for v in raw_headers(msg, name)]
     try:
         pairs = getaddresses(values)
     except (ValueError, TypeError, IndexError):
         return []
-    return [(n, a.strip().lower()) for n, a in pairs if "@" in a]
+    found = []
+    for display, address in pairs:
+        address = address.strip().lower()
+        if " " in address:  # "Big Bug bb@bug.com": keep the address-like word
+            match = _ADDRESS_WORD.search(address)
+            address = match.group(0) if match else ""
+        if "@" in address:
+            found.append((display, address))
+    return found
 
 
 def _date(msg: Message) -> datetime | None:
-    raw = msg.get("Date")
+    values = raw_headers(msg, "Date")
+    raw = values[0] if values else None
     if not raw:
         return None
     try:
@@ -189,6 +224,11 @@ def _stdlib_parts(msg: Message) -> tuple[str, str | None, list[Attachment]]:
     return "\n".join(plain), ("\n".join(markup) or None), attachments
 
 
+def _attachment_size(attachment: dict[str, object]) -> int:
+    payload = str(attachment.get("payload") or "")
+    return len(payload) * 3 // 4 if attachment.get("binary") else len(payload.encode())
+
+
 def parse(raw: bytes) -> ParsedMessage:
     """Parse raw message bytes; falls back to the standard library on broken MIME."""
     try:
@@ -200,7 +240,7 @@ def parse(raw: bytes) -> ParsedMessage:
             Attachment(
                 decode_text(a.get("filename") or ""),
                 str(a.get("mail_content_type") or "application/octet-stream"),
-                len(a.get("payload") or ""),
+                _attachment_size(a),
             )
             for a in mp.attachments
         ]
@@ -211,7 +251,7 @@ def parse(raw: bytes) -> ParsedMessage:
     text = plain if plain.strip() else html_to_text(markup or "")
     sender = _addresses(msg, "From")
     from_name, from_addr = sender[0] if sender else ("", "")
-    msgids = message_ids(str(msg.get("Message-ID") or ""))
+    msgids = message_ids(" ".join(raw_headers(msg, "Message-ID")[:1]))
     return ParsedMessage(
         message=msg,
         message_id=msgids[0] if msgids else None,
@@ -220,10 +260,10 @@ def parse(raw: bytes) -> ParsedMessage:
         to=tuple(a for _, a in _addresses(msg, "To")),
         cc=tuple(a for _, a in _addresses(msg, "Cc")),
         reply_to=tuple(a for _, a in _addresses(msg, "Reply-To")),
-        subject=decode_text(msg.get("Subject") or ""),
+        subject=decode_text(" ".join(raw_headers(msg, "Subject")[:1])),
         date=_date(msg),
-        in_reply_to=message_ids(str(msg.get("In-Reply-To") or "")),
-        references=message_ids(" ".join(str(v) for v in msg.get_all("References") or [])),
+        in_reply_to=message_ids(" ".join(raw_headers(msg, "In-Reply-To")[:1])),
+        references=message_ids(" ".join(raw_headers(msg, "References"))),
         text=text[:_MAX_TEXT_CHARS],
         html=markup,
         content_type=msg.get_content_type(),

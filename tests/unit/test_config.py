@@ -76,7 +76,9 @@ def test_missing_file_is_one_line(tmp_path: Path):
 def test_secret_from_file_and_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     (tmp_path / "pw").write_text("s3cret\n")
     cfg = load_text(tmp_path, "[imap]\npassword_file = 'pw'\n")
-    assert config.read_secret(cfg, "imap", cfg.imap.password_env, cfg.imap.password_file) == "s3cret"
+    assert (
+        config.read_secret(cfg, "imap", cfg.imap.password_env, cfg.imap.password_file) == "s3cret"
+    )
     monkeypatch.setenv("MAILBOT_SMTP_PASSWORD", "fromenv")
     cfg = load_text(tmp_path, "")
     assert config.read_secret(cfg, "smtp", cfg.smtp.password_env, "") == "fromenv"

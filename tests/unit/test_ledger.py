@@ -70,7 +70,9 @@ def test_maildir_source_commits_then_moves(factory: sessionmaker[Session], tmp_p
     assert seen == [["1700000000.a.host", "1700000001.b.host"]]
     assert list((tmp_path / "mail/INBOX/new").iterdir()) == []
     assert sorted(p.name for p in (tmp_path / "mail/INBOX/cur").iterdir()) == [
-        "1700000000.a.host:2,S", "1700000001.b.host:2,S"]
+        "1700000000.a.host:2,S",
+        "1700000001.b.host:2,S",
+    ]
     assert source.poll(store) == 0
 
 
@@ -78,8 +80,9 @@ def test_maildir_crash_before_move_stores_once(factory: sessionmaker[Session], t
     source = MaildirSource(tmp_path / "mail", max_bytes=1 << 20)
     source.connect()
     path = deliver(tmp_path / "mail", "1700000000.a.host", request_message())
-    ledger.store_batch(factory, [RawMail(source.name, path.read_bytes(),
-                                         source_name="1700000000.a.host")])
+    ledger.store_batch(
+        factory, [RawMail(source.name, path.read_bytes(), source_name="1700000000.a.host")]
+    )
     source.poll(lambda mails: ledger.store_batch(factory, mails))
     with factory() as session:
         assert session.scalar(select(func.count(InboundMessage.id))) == 1

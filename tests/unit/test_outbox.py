@@ -23,14 +23,25 @@ from tests.testbed import free_port
 def add_row(cfg: Config, factory: sessionmaker[Session], key: str = "ack.T-1") -> int:
     with factory.begin() as session:
         row = compose.enqueue(
-            session, cfg, dedupe_key=key, kind="ack", to=["chief@agency.test"],
-            subject="Re: help\r\nBcc: evil@attacker.test", template="ack/request_received",
+            session,
+            cfg,
+            dedupe_key=key,
+            kind="ack",
+            to=["chief@agency.test"],
+            subject="Re: help\r\nBcc: evil@attacker.test",
+            template="ack/request_received",
             context={
-                "case": {"ref": "MVAI-2026-0001"}, "organisation": "MVAI",
+                "case": {"ref": "MVAI-2026-0001"},
+                "organisation": "MVAI",
                 "coordinator": {"name": "Pat", "phone": "+1 202 555 0100"},
-                "understood": {"agency": None, "place": None, "incident_date": None,
-                               "services": []},
-                "greeting": "Hello", "next_step_when": "soon",
+                "understood": {
+                    "agency": None,
+                    "place": None,
+                    "incident_date": None,
+                    "services": [],
+                },
+                "greeting": "Hello",
+                "next_step_when": "soon",
             },
         )
         return row.id
@@ -168,8 +179,10 @@ def smtp_server():
 
 
 def smtp_cfg(make_cfg, port: int) -> Config:
-    return make_cfg(f'[outgoing]\ntransport = "smtp"\n\n[smtp]\nhost = "127.0.0.1"\n'
-                    f'port = {port}\nsecurity = "none"')
+    return make_cfg(
+        f'[outgoing]\ntransport = "smtp"\n\n[smtp]\nhost = "127.0.0.1"\n'
+        f'port = {port}\nsecurity = "none"'
+    )
 
 
 def test_smtp_transport_delivers_over_real_smtp(make_cfg, factory, smtp_server):
