@@ -51,8 +51,6 @@ class Daemon:
                 log.info("database migrated from %s to %s", before or "empty", after)
         else:
             db.check_schema(self.engine)
-        if self.engine.dialect.name == "sqlite":
-            outbox.release_leases(self.factory)
         self.pipeline.filter_context  # noqa: B018 - load and validate the rules now
         if isinstance(self.source, MaildirSource):
             self.source.connect()

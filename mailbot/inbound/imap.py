@@ -220,6 +220,13 @@ class ImapSource:
                 state.last_poll_at = utcnow()
 
     # -- waiting ----------------------------------------------------------------------------
+    def _has_unseen_work(self) -> bool:
+        """Mail that arrived while we were busy announced itself to an earlier command."""
+        uids = self._candidates()
+        if self.factory is None or not uids:
+            return bool(uids)
+        return len(ledger.known(self.factory, self.name, self.uidvalidity, uids)) < len(uids)
+
     def wait(self, timeout: float, stop: threading.Event) -> None:
         if self.client is None:
             self.ensure_connected(stop)
@@ -229,6 +236,8 @@ class ImapSource:
             return
         deadline = time.monotonic() + min(timeout, self.opts.idle_renew_seconds)
         try:
+            if self._has_unseen_work():
+                return
             self.client.idle()
             try:
                 while not stop.is_set() and time.monotonic() < deadline:

@@ -1,10 +1,13 @@
 """The outbox sender: pending rows -> transport, each row sent at most once.
 
-A row is claimed by a conditional UPDATE that sets a lease (atomic on SQLite and PostgreSQL),
-sent, and marked ``sent`` in a short transaction. A temporary failure reschedules it with
-exponential backoff and jitter; after ``max_attempts`` tries, or on a permanent failure, it is
-marked ``failed`` with the error (the dead letter). A process that dies holding a lease leaves
-the row to be taken again when the lease expires.
+A row is sent inside the transaction that marks it ``sent``: a conditional UPDATE takes it
+(``FOR UPDATE SKIP LOCKED`` first on PostgreSQL, so other workers pass it by), the message is
+handed to the transport, and the commit follows the server's reply at once. If the process
+dies before that commit the database rolls the mark back and the row is sent again after a
+restart; only a death in the instant between the server's reply and the commit can make a
+second copy (RFC 1047), and that copy carries the same Message-ID. A temporary failure
+reschedules the row with exponential backoff and jitter; after ``max_attempts`` tries, or on a
+permanent failure, it is marked ``failed`` with the error (the dead letter).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import random
 import time
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot.config import Config
@@ -25,37 +28,47 @@ from mailbot.outbound.transport import Transport
 
 log = logging.getLogger(__name__)
 
-LEASE = timedelta(minutes=2)
-
-
-def _claim(factory: sessionmaker[Session], row_id: int, now: datetime) -> bool:
-    with transaction(factory) as session:
-        result = session.execute(
-            update(OutboundMessage)
-            .where(
-                OutboundMessage.id == row_id,
-                OutboundMessage.status == "pending",
-                or_(OutboundMessage.lease_until.is_(None), OutboundMessage.lease_until < now),
-            )
-            .values(lease_until=now + LEASE)
-        )
-        return result.rowcount == 1
-
 
 def backoff(cfg: Config, attempts: int) -> timedelta:
     base = cfg.outgoing.retry_base_seconds * 2 ** max(0, attempts - 1)
     return timedelta(seconds=min(cfg.outgoing.retry_max_seconds, base) * random.uniform(0.8, 1.2))
 
 
-def release_leases(factory: sessionmaker[Session]) -> int:
-    """Free every lease (single-process SQLite start-up: no other holder can exist)."""
-    with transaction(factory) as session:
-        result = session.execute(
-            update(OutboundMessage)
-            .where(OutboundMessage.status == "pending", OutboundMessage.lease_until.is_not(None))
-            .values(lease_until=None)
+def due_ids(factory: sessionmaker[Session], now: datetime, limit: int) -> list[int]:
+    with factory() as session:
+        return list(
+            session.scalars(
+                select(OutboundMessage.id)
+                .where(OutboundMessage.status == "pending", OutboundMessage.next_attempt_at <= now)
+                .order_by(OutboundMessage.id)
+                .limit(limit)
+            )
         )
-        return result.rowcount
+
+
+def _send_one(
+    factory: sessionmaker[Session], transport: Transport, row_id: int, now: datetime
+) -> OutboundMessage | None:
+    """Send one row in the transaction that marks it sent; None if another worker has it."""
+    with transaction(factory) as session:
+        locked = session.scalars(
+            select(OutboundMessage.id)
+            .where(OutboundMessage.id == row_id, OutboundMessage.status == "pending")
+            .with_for_update(skip_locked=True)
+        ).first()
+        if locked is None:
+            return None
+        taken = session.execute(
+            update(OutboundMessage)
+            .where(OutboundMessage.id == row_id, OutboundMessage.status == "pending")
+            .values(status="sent", sent_at=now, attempts=OutboundMessage.attempts + 1)
+        )
+        if taken.rowcount != 1:
+            return None
+        row = session.get(OutboundMessage, row_id, populate_existing=True)
+        assert row is not None
+        transport.send(row)
+        return row
 
 
 def send_due(
@@ -63,63 +76,46 @@ def send_due(
 ) -> int:
     """Send the rows that are due; returns how many were sent."""
     now = utcnow()
-    with factory() as session:
-        due = list(
-            session.scalars(
-                select(OutboundMessage.id)
-                .where(
-                    OutboundMessage.status == "pending",
-                    OutboundMessage.next_attempt_at <= now,
-                    or_(OutboundMessage.lease_until.is_(None), OutboundMessage.lease_until < now),
-                )
-                .order_by(OutboundMessage.id)
-                .limit(limit)
-            )
-        )
     sent = 0
-    for row_id in due:
-        if not _claim(factory, row_id, now):
-            continue
-        with factory() as session:
-            row = session.get(OutboundMessage, row_id)
-            assert row is not None
-            started = time.monotonic()
-            error: TransportError | None = None
-            try:
-                transport.send(row)
-            except TransportError as exc:
-                error = exc
-            _record(factory, row, error, cfg)
-            outcome = "sent" if error is None else ("failed" if error.permanent else "retry")
+    for row_id in due_ids(factory, now, limit):
+        started = time.monotonic()
+        try:
+            row = _send_one(factory, transport, row_id, now)
+        except TransportError as exc:
+            outcome, attempts = _record_failure(factory, row_id, exc, cfg)
             log.info(
-                "outbox=%d kind=%s case=%s outcome=%s attempt=%d ms=%d",
-                row.id,
-                row.kind,
-                row.case_id or "-",
+                "outbox=%d outcome=%s attempt=%d ms=%d error=%s",
+                row_id,
                 outcome,
-                row.attempts + 1,
+                attempts,
                 (time.monotonic() - started) * 1000,
+                exc,
             )
-            if error is None:
-                sent += 1
+            continue
+        if row is None:
+            continue
+        sent += 1
+        log.info(
+            "outbox=%d kind=%s case=%s outcome=sent attempt=%d ms=%d",
+            row.id,
+            row.kind,
+            row.case_id or "-",
+            row.attempts,
+            (time.monotonic() - started) * 1000,
+        )
     return sent
 
 
-def _record(
-    factory: sessionmaker[Session], row: OutboundMessage, error: TransportError | None, cfg: Config
-) -> None:
+def _record_failure(
+    factory: sessionmaker[Session], row_id: int, error: TransportError, cfg: Config
+) -> tuple[str, int]:
     with transaction(factory) as session:
-        current = session.get(OutboundMessage, row.id)
-        assert current is not None
-        current.attempts += 1
-        current.lease_until = None
-        if error is None:
-            current.status = "sent"
-            current.sent_at = utcnow()
-            current.last_error = row.last_error
-        elif error.permanent or current.attempts >= cfg.outgoing.max_attempts:
-            current.status = "failed"
-            current.last_error = str(error)
+        row = session.get(OutboundMessage, row_id)
+        assert row is not None
+        row.attempts += 1
+        row.last_error = str(error)
+        if error.permanent or row.attempts >= cfg.outgoing.max_attempts:
+            row.status = "failed"
         else:
-            current.last_error = str(error)
-            current.next_attempt_at = utcnow() + backoff(cfg, current.attempts)
+            row.next_attempt_at = utcnow() + backoff(cfg, row.attempts)
+        return row.status if row.status == "failed" else "retry", row.attempts

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import email
+import threading
+import time
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -120,12 +122,40 @@ def test_dead_letter_after_max_attempts(make_cfg: Callable[..., Config], factory
     assert get(factory, row_id).status == "failed"
 
 
-def test_leased_row_is_not_taken_twice(cfg: Config, factory: sessionmaker[Session]):
+def test_row_in_flight_is_not_taken_by_a_second_sender(cfg: Config, factory):
     row_id = add_row(cfg, factory)
-    assert outbox._claim(factory, row_id, utcnow())
-    assert not outbox._claim(factory, row_id, utcnow())
-    assert outbox.send_due(factory, FakeTransport([]), cfg) == 0
-    assert outbox.release_leases(factory) == 1
+    results: list[object] = []
+
+    class SlowTransport(FakeTransport):
+        def send(self, row: OutboundMessage) -> None:
+            other = threading.Thread(
+                target=lambda: results.append(outbox._send_one(factory, inner, row_id, utcnow()))
+            )
+            other.start()
+            time.sleep(0.3)  # the second sender waits for our commit, then finds it sent
+            super().send(row)
+            threads.append(other)
+
+    inner = FakeTransport([])
+    threads: list[threading.Thread] = []
+    outer = SlowTransport([])
+    assert outbox.send_due(factory, outer, cfg) == 1
+    threads[0].join(timeout=10)
+    assert results == [None]
+    assert outer.sent == [row_id] and inner.sent == []
+
+
+def test_death_during_send_leaves_the_row_pending(cfg: Config, factory):
+    row_id = add_row(cfg, factory)
+
+    class Dying(FakeTransport):
+        def send(self, row: OutboundMessage) -> None:
+            raise SystemExit("killed")
+
+    with pytest.raises(SystemExit):
+        outbox.send_due(factory, Dying([]), cfg)
+    row = get(factory, row_id)
+    assert (row.status, row.attempts, row.sent_at) == ("pending", 0, None)
     assert outbox.send_due(factory, FakeTransport([]), cfg) == 1
 
 

@@ -178,7 +178,6 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("next_attempt_at", mailbot.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("lease_until", mailbot.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("created_at", mailbot.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("sent_at", mailbot.models.UTCDateTime(timezone=True), nullable=True),

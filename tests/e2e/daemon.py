@@ -1,0 +1,114 @@
+"""Run mailbot the way a user does: `python -m mailbot run --config ...` as a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import ROOT, write_config
+from tests.testbed import Dovecot
+
+PASSWORD = "secret"
+
+
+def imap_config(folder: Path, dovecot: Dovecot, smtp_port: int, extra: str = "") -> Path:
+    """A config for the mvai@mvai.test mailbox on the test bed, sending through ``smtp_port``."""
+    return write_config(
+        folder,
+        f"""
+[mailbot]
+log_level = "INFO"
+
+[mailbox]
+kind = "imap"
+
+[imap]
+host = "127.0.0.1"
+port = {dovecot.imap_port}
+security = "none"
+username = "mvai@mvai.test"
+password_env = "MVAI_TEST_IMAP_PASSWORD"
+poll_seconds = 2
+idle_renew_seconds = 60
+timeout_seconds = 10
+
+[outgoing]
+transport = "smtp"
+
+[smtp]
+host = "127.0.0.1"
+port = {smtp_port}
+security = "none"
+timeout_seconds = 10
+
+{extra}
+""",
+    )
+
+
+class MailbotProcess:
+    """The daemon as a child process, with its log in a file."""
+
+    def __init__(self, config: Path) -> None:
+        self.config = config
+        self.log_path = config.parent / "mailbot.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.env = {**os.environ, "MVAI_TEST_IMAP_PASSWORD": PASSWORD, "PYTHONUNBUFFERED": "1"}
+
+    def start(self, ready_timeout: float = 30.0) -> None:
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mailbot", "run", "--config", str(self.config)],
+            cwd=self.config.parent,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+        )
+        log.close()
+        deadline = time.monotonic() + ready_timeout
+        while time.monotonic() < deadline:
+            if "imap: connected" in self.log()[offset:]:
+                return
+            if self.proc.poll() is not None:
+                raise AssertionError(f"mailbot exited {self.proc.returncode}:\n{self.log()}")
+            time.sleep(0.1)
+        raise AssertionError(f"mailbot did not connect in {ready_timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> int:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"mailbot did not stop on SIGTERM:\n{self.log()}") from None
+
+    def cli(self, *args: str) -> list[dict[str, Any]]:
+        """Run a read-only CLI command with --json and return its rows."""
+        out = subprocess.run(
+            [sys.executable, "-m", "mailbot", *args, "--json", "--config", str(self.config)],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+        return [json.loads(line) for line in out.splitlines()]
