@@ -37,14 +37,14 @@ system-packages:
 	fi
 
 test: install system-packages
-	$(BIN)/ruff check mailbot tests bench
+	$(BIN)/ruff check mailbot tests
 	$(BIN)/python -m pytest -q
 
 test-unit: install
 	$(BIN)/python -m pytest -q tests/unit
 
 lint: install
-	$(BIN)/ruff check mailbot tests bench
+	$(BIN)/ruff check mailbot tests
 	$(BIN)/ruff format --check mailbot
 
 clean:

@@ -25,6 +25,11 @@ def check_database(cfg: Config) -> tuple[str, str]:
         engine.dispose()
     if current == head:
         return "ok", f"{where} at revision {head}"
+    if cfg.database.auto_upgrade:
+        return (
+            "warn",
+            f"{where} at revision {current or 'none'}; `mailbot run` migrates it to {head}",
+        )
     return (
         "FAIL",
         f"{where} at revision {current or 'none'}, needs {head}: run `mailbot db upgrade`",

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import email
 import random
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -171,3 +173,50 @@ def test_through_postfix_both_ways(tmp_path: Path, dovecot: Dovecot, postfix):
     assert row["kind"] == "ack"
     [received] = proc.cli("inbound", "list")
     assert received["message_id"] == req["Message-ID"].strip("<>")
+
+
+def test_flag_mode_leaves_mail_in_place_and_flags_it(
+    tmp_path: Path, dovecot: Dovecot, smtp_relay: SmtpRelay
+):
+    dovecot.purge()
+    proc = MailbotProcess(imap_config(tmp_path, dovecot, smtp_relay.port, '[imap]\nafter = "flag"'))
+    proc.start()
+    try:
+        send_mail("127.0.0.1", smtp_relay.port, request(3), AGENCY, [MVAI])
+        settle(dovecot, AGENCY, 1)
+        send_mail("127.0.0.1", smtp_relay.port, request(4), AGENCY, [MVAI])
+        assert len(settle(dovecot, AGENCY, 2)) == 2
+    finally:
+        assert proc.stop() == 0
+    with dovecot.imap_client(MVAI) as client:
+        client.select_folder("INBOX")
+        flags = client.get_flags(client.search(["ALL"]))
+    assert len(flags) == 2
+    assert all({b"\\Seen", b"$MailbotLedgered"} <= set(f) for f in flags.values())
+    assert len(proc.cli("cases", "list")) == 2
+
+
+def test_reconnects_after_the_imap_server_restarts(
+    mailbot: MailbotProcess, dovecot: Dovecot, smtp_relay: SmtpRelay
+):
+    dovecot.restart()
+    req = request(5)
+    send_mail("127.0.0.1", smtp_relay.port, req, AGENCY, [MVAI])
+    [ack] = parsed(settle(dovecot, AGENCY, 1))
+    assert ack["In-Reply-To"] == req["Message-ID"]
+    assert "connection lost" in mailbot.log()
+
+
+def test_doctor_checks_the_real_mailbox(tmp_path: Path, dovecot: Dovecot, smtp_relay: SmtpRelay):
+    proc = MailbotProcess(imap_config(tmp_path, dovecot, smtp_relay.port))
+    run = [sys.executable, "-m", "mailbot", "doctor", "--config", str(proc.config)]
+    good = subprocess.run(run, env=proc.env, capture_output=True, text=True, timeout=60)
+    assert good.returncode == 0, good.stdout
+    assert f"ok    mailbox   IMAP 127.0.0.1:{dovecot.imap_port} folder INBOX (IDLE)" in good.stdout
+    assert f"ok    outgoing  SMTP 127.0.0.1:{smtp_relay.port}" in good.stdout
+    bad_env = {**proc.env, "MVAI_TEST_IMAP_PASSWORD": "wrong"}
+    bad = subprocess.run(run, env=bad_env, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 1
+    [line] = [x for x in bad.stdout.splitlines() if " mailbox " in x]
+    assert line.startswith("FAIL") and "check [imap] host, port, security and the password" in line
+    assert "wrong" not in bad.stdout

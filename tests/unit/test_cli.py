@@ -151,3 +151,15 @@ def test_doctor_reports_unreachable_smtp(tmp_path, capsys):
     assert code == 1
     [line] = [x for x in out.splitlines() if x.split()[1] == "outgoing"]
     assert line.startswith("FAIL") and "check [smtp] host, port and security" in line
+
+
+def test_doctor_on_an_empty_database(tmp_path, capsys):
+    auto = write_config(tmp_path)
+    code, out, _ = run(capsys, "doctor", "--config", str(auto))
+    assert code == 0 and "`mailbot run` migrates it" in out
+    manual = write_config(tmp_path, "[database]\nauto_upgrade = false")
+    code, out, _ = run(capsys, "doctor", "--config", str(manual))
+    [line] = [x for x in out.splitlines() if x.split()[1] == "database"]
+    assert code == 1 and line.startswith("FAIL") and "run `mailbot db upgrade`" in line
+    code, _, err = run(capsys, "cases", "list", "--config", str(manual))
+    assert code == 1 and "run `mailbot db upgrade`" in err
