@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-APT_PACKAGES := dovecot-imapd dovecot-lmtpd postfix
+APT_PACKAGES := dovecot-imapd dovecot-lmtpd postfix openssl
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install run test test-unit test-e2e lint db-upgrade system-packages clean

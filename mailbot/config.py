@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import ssl
 import tomllib
 import types
 import typing
@@ -54,6 +55,7 @@ class ImapSection:
     username: str = ""
     password_env: str = "MAILBOT_IMAP_PASSWORD"
     password_file: str = ""
+    ca_file: str = ""
     folder: str = "INBOX"
     after: str = "move"
     processed_folder: str = "MVAI/Processed"
@@ -81,6 +83,7 @@ class SmtpSection:
     username: str = ""
     password_env: str = "MAILBOT_SMTP_PASSWORD"
     password_file: str = ""
+    ca_file: str = ""
     timeout_seconds: int = 30
 
 
@@ -143,6 +146,10 @@ class Config:
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.mailbot.timezone)
+
+    def tls_context(self, ca_file: str) -> ssl.SSLContext:
+        """Certificate-checking TLS; ``ca_file`` (PEM) replaces the system CAs when set."""
+        return ssl.create_default_context(cafile=str(self.path(ca_file)) if ca_file else None)
 
 
 _SECTIONS = {
@@ -212,6 +219,9 @@ def _validate(cfg: Config) -> None:
             fail(f"[{section}] security", f"must be one of {', '.join(SECURITY_MODES)}")
         if not 0 < sec.port < 65536:
             fail(f"[{section}] port", f"{sec.port} is not a TCP port")
+    for section, ca_file in (("imap", cfg.imap.ca_file), ("smtp", cfg.smtp.ca_file)):
+        if ca_file and not cfg.path(ca_file).is_file():
+            fail(f"[{section}] ca_file", f"{cfg.path(ca_file)} does not exist")
     if cfg.mailbox.kind == "imap" and not cfg.imap.host:
         fail("[imap] host", "is required when [mailbox] kind = 'imap'")
     if cfg.outgoing.transport == "smtp" and not cfg.smtp.host:

@@ -17,6 +17,7 @@ from pathlib import Path
 from types import FrameType
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from mailbot import db
 from mailbot.config import Config
@@ -122,11 +123,25 @@ class Daemon:
         try:
             if not isinstance(self.source, MaildirSource):
                 self._connect_or_wait()
+            failures = 0
             while not self.stop.is_set():
                 try:
                     self.step()
+                    failures = 0
                 except MailboxError as exc:
                     log.warning("mailbox: %s", exc)
+                except OperationalError as exc:
+                    failures += 1
+                    log.warning(
+                        "database unavailable (%s); retrying", " ".join(str(exc.orig).split())
+                    )
+                    self.stop.wait(min(60.0, 2.0**failures))
+                    continue
+                except Exception as exc:  # the loop survives our own bugs; the row is retried
+                    failures += 1
+                    log.error("daemon step failed: %s: %s", type(exc).__name__, exc, exc_info=True)
+                    self.stop.wait(min(60.0, 2.0**failures))
+                    continue
                 self.source.wait(60.0, self.stop)
         finally:
             scheduler.shutdown(wait=False)

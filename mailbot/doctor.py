@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import smtplib
-import ssl
 
 from mailbot import db
 from mailbot.config import Config, read_secret
@@ -73,12 +72,12 @@ def check_outgoing(cfg: Config) -> tuple[str, str]:
     try:
         if o.security == "ssl":
             conn: smtplib.SMTP = smtplib.SMTP_SSL(
-                o.host, o.port, timeout=10, context=ssl.create_default_context()
+                o.host, o.port, timeout=10, context=cfg.tls_context(o.ca_file)
             )
         else:
             conn = smtplib.SMTP(o.host, o.port, timeout=10)
             if o.security == "starttls":
-                conn.starttls(context=ssl.create_default_context())
+                conn.starttls(context=cfg.tls_context(o.ca_file))
         with conn:
             if o.username:
                 password = read_secret(cfg, "smtp", o.password_env, o.password_file)

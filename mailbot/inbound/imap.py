@@ -55,7 +55,7 @@ class ImapSource:
     def _create_client(self) -> IMAPClient:
         """The seam tests replace; everything else talks to ``self.client``."""
         o = self.opts
-        context = ssl.create_default_context()
+        context = self.cfg.tls_context(o.ca_file)
         client = IMAPClient(
             o.host,
             port=o.port,
@@ -157,10 +157,13 @@ class ImapSource:
         mails: list[RawMail] = []
         if small:
             for uid, data in self.client.fetch(small, ["BODY.PEEK[]"]).items():
-                raw = bytes(data.get(b"BODY[]") or b"")
-                mails.append(RawMail(self.name, raw, self.uidvalidity, int(uid)))
+                if data.get(b"BODY[]") is None:  # expunged meanwhile: nothing to store or mark
+                    continue
+                mails.append(RawMail(self.name, bytes(data[b"BODY[]"]), self.uidvalidity, int(uid)))
         if large:
             for uid, data in self.client.fetch(large, ["BODY.PEEK[HEADER]"]).items():
+                if data.get(b"BODY[HEADER]") is None:
+                    continue
                 size = int(sizes[uid][b"RFC822.SIZE"])
                 head = bytes(data.get(b"BODY[HEADER]") or b"")
                 raw = truncate_oversize(head + b"\r\n", size, limit)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import smtplib
-import ssl
 from pathlib import Path
 from typing import Protocol
 
@@ -67,7 +66,7 @@ class SmtpTransport:
 
     def _connect(self) -> smtplib.SMTP:
         o = self.opts
-        context = ssl.create_default_context()
+        context = self.cfg.tls_context(o.ca_file)
         try:
             if o.security == "ssl":
                 conn: smtplib.SMTP = smtplib.SMTP_SSL(

@@ -12,7 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.testbed import Dovecot, Postfix, SmtpRelay, dovecot_binary, postfix_binary
+from tests.testbed import (
+    Dovecot,
+    Postfix,
+    SmtpRelay,
+    dovecot_binary,
+    openssl_binary,
+    postfix_binary,
+)
 
 PASSWORD = "secret"
 USERS = {
@@ -24,6 +31,8 @@ USERS = {
         "advisor@advisors.test",
     )
 }
+RELAY_USER = "mailbot"  # what the TLS relays below want at AUTH
+RELAY_PASSWORD = "relay-secret"
 E2E_DIR = Path(__file__).parent
 
 
@@ -52,6 +61,36 @@ def dovecot() -> Iterator[Dovecot]:
         _unavailable("dovecot is not installed (Debian: dovecot-imapd dovecot-lmtpd)")
     with Dovecot(USERS) as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def dovecot_tls() -> Iterator[Dovecot]:
+    """Like dovecot, plus TLS: IMAPS on imaps_port, STARTTLS on imap_port; per module.
+
+    Its certificate is for localhost and 127.0.0.1, signed by a throwaway CA (ca_path).
+    """
+    if dovecot_binary() is None:
+        _unavailable("dovecot is not installed (Debian: dovecot-imapd dovecot-lmtpd)")
+    if openssl_binary() is None:
+        _unavailable("openssl is not installed (Debian: openssl), the TLS tests need it")
+    with Dovecot(USERS, tls=True) as server:
+        yield server
+
+
+@pytest.fixture
+def smtp_relay_starttls(dovecot_tls: Dovecot) -> Iterator[SmtpRelay]:
+    """A relay into dovecot_tls offering STARTTLS, with AUTH (RELAY_USER) only after it."""
+    with SmtpRelay(
+        dovecot_tls, username=RELAY_USER, password=RELAY_PASSWORD, tls="starttls"
+    ) as relay:
+        yield relay
+
+
+@pytest.fixture
+def smtp_relay_ssl(dovecot_tls: Dovecot) -> Iterator[SmtpRelay]:
+    """A relay into dovecot_tls on implicit TLS, with AUTH (RELAY_USER)."""
+    with SmtpRelay(dovecot_tls, username=RELAY_USER, password=RELAY_PASSWORD, tls="ssl") as relay:
+        yield relay
 
 
 @pytest.fixture
