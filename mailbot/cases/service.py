@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mailbot.config import Config
-from mailbot.inbound.extract import Extraction
+from mailbot.inbound.extraction import Extraction
 from mailbot.inbound.parse import ParsedMessage
 from mailbot.models import (
     Agency,

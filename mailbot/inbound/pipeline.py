@@ -27,7 +27,7 @@ from mailbot.config import Config
 from mailbot.db import transaction
 from mailbot.errors import Discard, Quarantine
 from mailbot.inbound import filters
-from mailbot.inbound.extract import extract
+from mailbot.inbound.extraction import extract
 from mailbot.inbound.parse import ParsedMessage, parse
 from mailbot.inbound.thread_match import match_case
 from mailbot.models import InboundMessage, utcnow
