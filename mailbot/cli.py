@@ -102,6 +102,52 @@ def cmd_ingest(args: argparse.Namespace, cfg: Config) -> int:
     return 1 if failed else 0
 
 
+def _parse_files(paths: Sequence[str]) -> tuple[list[tuple[Path, Any]], int]:
+    from mailbot.inbound.parse import parse
+
+    parsed, failed = [], 0
+    for name in paths:
+        path = Path(name)
+        try:
+            parsed.append((path, parse(path.read_bytes())))
+        except OSError as exc:
+            print(f"mailbot: {path}: {exc.strerror}", file=sys.stderr)
+            failed += 1
+    return parsed, failed
+
+
+def cmd_extract(args: argparse.Namespace, cfg: Config) -> int:
+    from mailbot.inbound.extraction import extract_many
+
+    parsed, failed = _parse_files(args.files)
+    results = extract_many([msg for _, msg in parsed], cfg.rules_dir)
+    for (path, _), ex in zip(parsed, results, strict=True):
+        data = {"file": str(path), **ex.to_json()}
+        if args.json:
+            print(json.dumps(data, ensure_ascii=False))
+        else:
+            print(f"{path}:")
+            for key, value in data.items():
+                if key not in ("file", "confidence"):
+                    print(f"  {key + ':':22}{'' if value is None else value}")
+    return 1 if failed else 0
+
+
+def cmd_eval(args: argparse.Namespace, cfg: Config) -> int:
+    from mailbot import evaluation
+    from mailbot.inbound.extraction import extract_many
+
+    folder = Path(args.dir)
+    if not folder.is_dir():
+        raise NotFound(f"{folder}: not a folder")
+    gold = evaluation.load_gold(folder)
+    parsed, _ = _parse_files([str(folder / name) for name in sorted(gold)])
+    results = extract_many([msg for _, msg in parsed], cfg.rules_dir)
+    by_name = {path.name: ex.to_json() for (path, _), ex in zip(parsed, results, strict=True)}
+    print(evaluation.report(evaluation.score(by_name, gold), len(gold)))
+    return 0
+
+
 def cmd_db_upgrade(args: argparse.Namespace, cfg: Config) -> int:
     engine = db.make_engine(cfg.database_url)
     before, after = db.upgrade(engine)
@@ -284,6 +330,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("run", cmd_run, "run the daemon")
     p = add("ingest", cmd_ingest, "push .eml files through the pipeline")
     p.add_argument("files", nargs="+", metavar="FILE.eml")
+
+    p = add("extract", cmd_extract, "print what extraction finds in .eml files")
+    p.add_argument("files", nargs="+", metavar="FILE.eml")
+    p.add_argument("--json", action="store_true")
+    p = add("eval", cmd_eval, "score extraction against DIR/gold.json")
+    p.add_argument("dir", metavar="DIR")
 
     cases = sub.add_parser("cases", help="list and show cases").add_subparsers(
         dest="sub", required=True, metavar="SUBCOMMAND"

@@ -8,7 +8,7 @@ import smtplib
 from mailbot import db
 from mailbot.config import Config, read_secret
 from mailbot.errors import MailbotError
-from mailbot.nlp import model_status
+from mailbot.inbound.extraction.nlp import model_status
 
 
 def _line(status: str, what: str, text: str) -> None:

@@ -82,12 +82,23 @@ def _agency(session: Session, ex: Extraction) -> Agency | None:
 
 
 def understood(ex: Extraction) -> dict[str, Any]:
-    """What the acknowledgement reads back: no casualty numbers, no names of people."""
+    """What the acknowledgement reads back: no casualty numbers, no names of people.
+
+    A value the extraction was unsure of is marked for the agency to confirm.
+    """
+    review = set(ex.needs_review)
+
+    def shown(value: str | None, *fields: str) -> str | None:
+        if value is None:
+            return None
+        return f"{value} (please confirm)" if review & set(fields) else value
+
     place = ", ".join(p for p in (ex.city, ex.state) if p) or None
+    when = ex.incident_date.strftime("%B %-d, %Y") if ex.incident_date else None
     return {
-        "agency": ex.agency,
-        "place": place,
-        "incident_date": ex.incident_date.strftime("%B %-d, %Y") if ex.incident_date else None,
+        "agency": shown(ex.agency, "agency"),
+        "place": shown(place, "city", "state"),
+        "incident_date": shown(when, "incident_date"),
         "services": [SERVICES[s] for s in ex.services if s in SERVICES],
     }
 

@@ -1,0 +1,118 @@
+"""The requesting agency: AGENCY entities from the ruler, scored by where they stand.
+
+In: the spaCy doc of the request, its signature, the sender's address. Out: the agency as
+named, with abbreviations expanded (Harlan PD -> Harlan Police Department), and a confidence.
+The signature, first-person phrases ("our department", "I am the chief of ...") and the
+sender's domain count for a candidate; comparison and mutual-aid cues count against it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from mailbot.rules import load_toml, require
+
+
+@dataclass(frozen=True)
+class AgencyRules:
+    abbreviations: dict[str, str]
+    leading_noise: frozenset[str]
+    other_cues: re.Pattern[str]
+
+
+@dataclass(frozen=True)
+class Agency:
+    name: str | None
+    confidence: float
+
+
+@lru_cache(maxsize=4)
+def load_rules(rules_dir: Path) -> AgencyRules:
+    path = rules_dir / "agencies.toml"
+    data = load_toml(path)
+    cues = require(path, data, "other_agency_cues", list)
+    return AgencyRules(
+        abbreviations=dict(require(path, data, "abbreviations", dict)),
+        leading_noise=frozenset(require(path, data, "leading_noise", list)),
+        other_cues=re.compile(
+            r"\b(" + "|".join(re.escape(c) for c in cues) + r")\W+(\w+\W+){0,4}$", re.I
+        ),
+    )
+
+
+def split_noise(rules: AgencyRules, text: str) -> tuple[str, list[str]]:
+    """(leading noise words, the rest) of an entity's text."""
+    words = text.replace("\n", " ").split()
+    noise = []
+    while words and (words[0] in rules.leading_noise or words[0].lower() in ("of", "the", "&")):
+        noise.append(words.pop(0))
+    return " ".join(noise), words
+
+
+def normalise(rules: AgencyRules, text: str) -> str | None:
+    """Strip leading noise words and expand abbreviations; None if nothing is left."""
+    _noise, words = split_noise(rules, text)
+    if len(words) < 2:
+        return None
+    expanded: list[str] = []
+    for word in words:
+        expanded.extend(rules.abbreviations.get(word, word).split())
+    name = " ".join(expanded)
+    for short, full in rules.abbreviations.items():
+        if " " in short:
+            name = name.replace(short, full)
+    return name
+
+
+def _domain_words(sender: str) -> set[str]:
+    domain = sender.rpartition("@")[2].split(".")[0].lower()
+    return {domain} | {domain.removesuffix(s) for s in ("pd", "so", "police", "sheriff", "dps")}
+
+
+def find_agency(rules: AgencyRules, doc: Any, signature_start: int, sender: str) -> Agency:
+    candidates: dict[str, float] = {}
+    text = doc.text
+    domain = _domain_words(sender)
+    for ent in doc.ents:
+        if ent.label_ != "AGENCY":
+            continue
+        name = normalise(rules, ent.text)
+        if name is None:
+            continue
+        score = 1.0
+        if ent.start_char >= signature_start:
+            score += 3.0
+        noise, _words = split_noise(rules, ent.text)
+        before = text[max(0, ent.start_char - 60) : ent.start_char] + noise + " "
+        if rules.other_cues.search(before):
+            score -= 3.0
+        if re.search(
+            r"\b(our|my|i am|i'm|we are|we're|on behalf of|here at|with the)\W+(\w+\W+){0,3}$",
+            before,
+            re.I,
+        ):
+            score += 2.0
+        if re.search(
+            r"\b(chief|sheriff|director|commissioner|officer|pio)\s+(of|for|with)\s+(the\s+)?$",
+            before,
+            re.I,
+        ):
+            score += 1.5
+        first = name.split()[0].lower().strip(".,")
+        if first in domain or any(first.startswith(d) for d in domain if len(d) >= 4):
+            score += 1.5
+        key = name.lower()
+        if key in (k.lower() for k in candidates):
+            existing = next(k for k in candidates if k.lower() == key)
+            candidates[existing] += 0.5 + max(0.0, score - 1.0)
+        else:
+            candidates[name] = score
+    if not candidates:
+        return Agency(None, 0.0)
+    best = max(candidates.items(), key=lambda item: (item[1], len(item[0])))
+    confidence = 0.9 if best[1] >= 3 else 0.6 if best[1] >= 1 else 0.3
+    return Agency(best[0], confidence)

@@ -1,0 +1,151 @@
+"""Who to call back: name, title, phone and email of the person who wrote the request.
+
+In: the prepared text (signature, forward author) and the message's From/Reply-To. Out: a
+``Contact``. In a forward the original author is the contact. Phones are normalised to E.164
+with phonenumbers (US numbering by default); fax lines are skipped. Titles and rank words come
+from rules/contacts.toml.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import phonenumbers
+
+from mailbot.inbound.extraction.text import RequestText
+from mailbot.rules import load_toml, require
+
+_NAME_WORD = re.compile(r"^[^\W\d_][^\W\d_'’.-]*(?:[-'’][^\W\d_]+)*\.?$")
+_FAX = re.compile(r"\b(fax|f:|facsimile)\b", re.I)
+_NOT_A_NAME = re.compile(
+    r"\b(police|sheriff|department|office|county|city|state|university|dispatch|records|"
+    r"information|services|team|desk|admin|inbox|intake|noreply|no-reply|the)\b",
+    re.I,
+)
+
+
+@dataclass(frozen=True)
+class ContactRules:
+    titles: tuple[str, ...]
+    title_patterns: tuple[re.Pattern[str], ...]
+    prefixes: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Contact:
+    name: str | None
+    title: str | None
+    phone: str | None
+    email: str | None
+
+
+@lru_cache(maxsize=4)
+def load_rules(rules_dir: Path) -> ContactRules:
+    path = rules_dir / "contacts.toml"
+    data = load_toml(path)
+    titles = tuple(sorted(require(path, data, "titles", list), key=len, reverse=True))
+    return ContactRules(
+        titles,
+        tuple(re.compile(rf"(?<![\w-]){re.escape(t)}(?![\w-])", re.I) for t in titles),
+        frozenset(p.lower().rstrip(".") for p in require(path, data, "name_prefixes", list)),
+    )
+
+
+def person_name(rules: ContactRules, text: str | None) -> str | None:
+    """``text`` as a person's name without rank words, or None if it does not look like one.
+
+    "Whitfield, Dana" is turned around; an all-lower-case name ("tom brandt") is capitalised.
+    """
+    if not text:
+        return None
+    if text.count(",") == 1:
+        last, _, first = text.partition(",")
+        if first.strip() and len(last.split()) == 1:
+            text = f"{first.strip()} {last.strip()}"
+    words = text.replace(",", " ").split()
+    while words and words[0].lower().rstrip(".") in rules.prefixes:
+        words.pop(0)
+    if not 2 <= len(words) <= 4 or _NOT_A_NAME.search(" ".join(words)):
+        return None
+    if not all(_NAME_WORD.match(w) for w in words):
+        return None
+    if all(w.islower() for w in words):
+        words = [w.capitalize() for w in words]
+    if not all(w[0].isupper() for w in words):
+        return None
+    return " ".join(words)
+
+
+_NOT_TITLE_LINE = re.compile(
+    r"(@|\d{3}|\b(police department|sheriff'?s? (office|department)|county|police services|"
+    r"department of|state police|patrol$|dps$|pd$|so$)\b)",
+    re.I,
+)
+RANKS = {
+    "lt": "Lieutenant",
+    "sgt": "Sergeant",
+    "capt": "Captain",
+    "cmdr": "Commander",
+    "det": "Detective",
+    "maj": "Major",
+    "col": "Colonel",
+    "dep": "Deputy",
+}
+
+
+def _title(rules: ContactRules, lines: list[str], name: str | None, from_name: str) -> str | None:
+    """A signature line naming a title; else the rank before the name ("Lt. Ann Cole")."""
+    for line in lines:
+        rest = " ".join(line.replace(name, " ").split()) if name else line
+        rest = rest.strip(" ,|-–")
+        if not rest or (name and rest != line.strip() and len(rest.split()) > 2):
+            continue
+        if _NOT_TITLE_LINE.search(rest) and not rest.lower().startswith(("chief", "sheriff")):
+            continue
+        if any(p.search(rest) for p in rules.title_patterns) and len(rest.split()) <= 6:
+            return _expand_rank(rest)
+    for line in [*lines[:2], from_name]:
+        first = line.split()[0] if line.split() else ""
+        if first.lower().rstrip(".") in rules.prefixes and name and name in line:
+            return _expand_rank(first)
+    return None
+
+
+def _expand_rank(title: str) -> str:
+    head, _, tail = title.partition(" ")
+    full = RANKS.get(head.lower().rstrip("."))
+    return f"{full} {tail}".strip() if full else title
+
+
+def phone_in(text: str) -> str | None:
+    for line in text.splitlines():
+        if _FAX.search(line):
+            continue
+        for match in phonenumbers.PhoneNumberMatcher(line, "US"):
+            return phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164)
+    return None
+
+
+def find_contact(
+    rules: ContactRules,
+    prepared: RequestText,
+    from_name: str,
+    from_addr: str,
+    reply_to: tuple[str, ...],
+    own_domain: str,
+) -> Contact:
+    sig_lines = [line.strip() for line in prepared.signature.splitlines() if line.strip()]
+    if prepared.forwarded and prepared.author_email:
+        email = prepared.author_email
+        names = [prepared.author_name, *sig_lines[:2]]
+    else:
+        usable = [a for a in reply_to if not a.endswith("@" + own_domain)]
+        email = usable[0] if usable else (from_addr or None)
+        names = [from_name, *sig_lines[:2]]
+    name = next((n for n in (person_name(rules, c) for c in names) if n), None)
+    title = _title(rules, sig_lines[:6], name, "" if prepared.forwarded else from_name)
+    phone = phone_in(prepared.signature) or phone_in(prepared.body)
+    return Contact(name, title, phone, email)

@@ -1,0 +1,433 @@
+"""When the incident happened, from a request's text.
+
+In: plain text and the message's sent time (its Date header, timezone-aware). Out: ``When``
+with the incident's date, resolved against the sent date in the sender's own timezone and
+never after it, the time of day as "HH:MM" when stated, the words that gave them, and a
+confidence. Expressions tied to the incident (in or next to a sentence about the shooting)
+win over others; future events (vigils, funerals, a meeting), dates inside quoted mail
+headers and the date of another incident the writer compares with are not taken. Relative
+words in a quoted message ("yesterday") count from that message's own date. A date the text
+does not give is None. Pure; odd text gives None, never an exception.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from mailbot.inbound.extraction.quantities import (
+    mentions_other_incident,
+    parse_count,
+    sentence_spans,
+)
+
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_MONTH = (
+    r"(?P<month>jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|(?-i:May)|june?|july?"
+    r"|aug(?:ust)?|sept?(?:ember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\b\.?"
+)
+_WEEKDAY = r"(?P<weekday>mon|tues?|wed(?:nes)?|thu(?:rs?)?|fri|sat(?:ur)?|sun)day"
+_DAY = r"(?P<day>[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)?"
+_YEAR = r"(?P<year>(?:19|20)\d\d)"
+
+# Each expression, tried in this order; a later match that overlaps an earlier one is
+# dropped. Every pattern starts at its fixed core (a digit, a month, a weekday) so that a
+# scan stays fast; words before the core ("last", "Saturday,") are read by looking back.
+# A pattern with a word in _NEEDS is only scanned for when the text has that word.
+_EXPRESSIONS = [
+    ("iso", rf"\b{_YEAR}-(?P<month>0?[1-9]|1[0-2])-(?P<day>0?[1-9]|[12]\d|3[01])\b"),
+    (
+        "numeric",
+        r"(?<![\w/.-])(?P<month>0?[1-9]|1[0-2])/(?P<day>0?[1-9]|[12]\d|3[01])"
+        r"(?:/(?P<year>(?:19|20)?\d\d))?(?![\w/]|\.\d)",
+    ),
+    ("month_day", rf"(?=[adfjmnos])\b{_MONTH}\s+{_DAY}\b(?![:%]|\.\d)(?:,?\s+{_YEAR}\b)?"),
+    ("day_month", rf"(?=[t\d])\b(?:the\s+)?{_DAY}\s+(?:of\s+)?{_MONTH}(?:,?\s+{_YEAR}\b)?"),
+    ("ago", r"\b(?P<count>(?:a\s+)?couple\s+of|[\w-]+)\s+(?P<unit>day|week|month|year)s?\s+ago\b"),
+    (
+        "relative",
+        r"(?=[eloty])\b(?P<word>the day before yesterday|yesterday|last night|overnight|tonight"
+        r"|(?:early |earlier |late )?this (?:morning|afternoon|evening)|earlier today|today)\b",
+    ),
+    ("weekday", rf"(?=[fmstw])\b{_WEEKDAY}(?:'s)?\b"),
+    (
+        "ordinal",
+        r"\b(?:on|of)\s+the\s+(?P<day>[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)\b"
+        r"(?!\s+(?:of\s+)?[A-Z]|\s+(?i:street|st|avenue|ave|floor|grade|district|precinct"
+        r"|ward|century|anniversary|birthday|annual)\b)",
+    ),
+    ("weekend", r"\b(?:last|this past|over the|this) weekend\b"),
+    ("last_week", r"\b(?:last|this past) week\b"),
+]
+_PATTERNS = [(kind, re.compile(pattern, re.I)) for kind, pattern in _EXPRESSIONS]
+_NEEDS = {"ago": "ago", "weekend": "weekend", "last_week": "week", "ordinal": "the "}
+_EXPLICIT_KINDS = ("iso", "numeric", "month_day", "day_month")
+# How much each kind of expression is worth before its context is weighed.
+_KIND_WEIGHT = {
+    "iso": 1.0,
+    "numeric": 0.9,
+    "month_day": 1.0,
+    "day_month": 1.0,
+    "relative": 1.0,
+    "weekday": 0.9,
+    "ordinal": 0.8,
+    "ago": 0.7,
+    "weekend": 0.4,
+    "last_week": 0.2,
+}
+_RELATIVE_DAYS = {"the day before yesterday": 2, "yesterday": 1, "last night": 1, "overnight": 1}
+_RELATIVE_WEIGHT = {"today": 0.6, "tonight": 0.8}  # "I am writing today" is common
+
+_WEEKDAY_BEFORE = re.compile(rf"\b{_WEEKDAY},?\s+$", re.I)
+_MODIFIER_BEFORE = re.compile(
+    r"\b(?P<mod>last|this past|past|this coming|coming|next|this|until|by)\s+$", re.I
+)
+_SHIFT_BEFORE = re.compile(
+    r"\b(?:(?P<count>[\w-]+)\s+(?P<unit>week|year)s?\s+ago|(?P<last>last) year)"
+    r"\s*,?\s*(?:on\s+|this\s+past\s+|last\s+)?$",
+    re.I,
+)
+_NUMERIC_CONTEXT = re.compile(r"(?:\bon|\(|day,?)\s*$", re.I)
+_SAME_DAY = re.compile(r"\b(?:today|this (?:morning|afternoon|evening)|tonight)\b", re.I)
+_FUTURE_BEFORE = re.compile(r"\b(?:is|are|will be|be)\s+(?:on\s+|this\s+)?$", re.I)
+
+_TIME = re.compile(
+    r"(?=[\dmn])\b(?:(?P<noon>noon|midday)|(?P<midnight>midnight)"
+    r"|(?P<hour>[01]?\d|2[0-3]):(?P<minute>[0-5]\d)(?:\s*(?P<meridiem>[ap])\.?\s?m\b\.?)?"
+    r"|(?P<hour12>1[0-2]|0?[1-9])\s*(?P<meridiem12>[ap])\.?\s?m\b\.?"
+    r"|(?P<military>(?:[01]\d|2[0-3])[0-5]\d)\s*(?:hours|hrs|hr)\b)",
+    re.I,
+)
+_RANGE_AFTER = re.compile(r"\s*(?:-|\u2013|to|until)\s*\d", re.I)
+_EVENING = re.compile(r"\b(?:evening|night|tonight)\b", re.I)
+_AFTERNOON = re.compile(r"\bafternoon\b", re.I)
+
+_INCIDENT = re.compile(
+    r"\b(?:shoot(?:ing|ings|er)?|shot|shots|gunfire|gunm[ae]n|opened fire|open fire|fired"
+    r"|attack(?:ed|er)?|incident|happened|occurred|took place|kill(?:ed|ing|ings)?|died"
+    r"|stabb(?:ing|ed)|bomb(?:ing)?|explosion|rammed|massacre|tragedy|homicides?"
+    r"|murder(?:ed|s)?|active (?:shooter|threat)|lockdown|responded|call came|9-?1-?1)\b",
+    re.I,
+)
+_OTHER_EVENT = re.compile(
+    r"\b(?:vigils?|funerals?|memorial(?: service)?s?|services (?:are|will|is)|visitation"
+    r"|burial|wake|meeting|meet|conference|briefing|hearing|arraignment|court date|town hall"
+    r"|debrief(?:ing)?|training|ceremony|graduation|scheduled|planned|upcoming|tomorrow"
+    r"|available|availability|call (?:me|us|you)|(?:a|phone|conference|zoom|teams) call"
+    r"|talk|speak|reopens?|reopening|resumes?|return(?:s|ing)? to|webinar|session"
+    r"|appointment|interview|office hours|deadline)\b",
+    re.I,
+)
+
+_HEADER_LINE = re.compile(r"^[ \t>]*\**(from|sent|date|to|cc|subject)\**[ \t]*:.*$", re.I | re.M)
+_WROTE = re.compile(r"^[ \t>]*On\b[^\n]{0,200}?(?:\n[ \t>]*[^\n]{0,200}?)?\bwrote:[ \t]*$", re.M)
+
+
+@dataclass(frozen=True)
+class When:
+    date: date | None = None
+    time: str | None = None
+    evidence: str | None = None
+    confidence: float = 0.0
+
+
+@dataclass(frozen=True)
+class _Found:
+    kind: str
+    day: date
+    start: int
+    end: int
+    score: float
+    near: float  # 1 in the incident's sentence, 0.5 next to it, 0 elsewhere
+
+
+class _Text:
+    """The text with quoted headers blanked out, its sentences, and the date each part
+    was written on."""
+
+    def __init__(self, text: str, sent: date) -> None:
+        headers = _quoted_headers(text)
+        chars = list(text)
+        for start, end in headers:
+            chars[start:end] = [c if c == "\n" else " " for c in chars[start:end]]
+        self.text = "".join(chars)
+        self.sent = sent
+        self.spans = sentence_spans(self.text)
+        self._starts = [start for start, _ in self.spans]
+        self._written = [
+            (end, day) for start, end in headers if (day := _header_date(text[start:end], sent))
+        ]
+        self.lower = self.text.lower()
+        self._cues: dict[int, tuple[list[tuple[int, int]], list[tuple[int, int]]]] = {}
+
+    def sentence_at(self, pos: int) -> int | None:
+        index = bisect.bisect_right(self._starts, pos) - 1
+        return index if index >= 0 and pos < self.spans[index][1] else None
+
+    def sentence(self, index: int) -> str:
+        return self.text[slice(*self.spans[index])]
+
+    def cues(self, index: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        """Spans of incident words and of other-event words in a sentence."""
+        if index not in self._cues:
+            within = self.spans[index]
+            self._cues[index] = (
+                [m.span() for m in _INCIDENT.finditer(self.text, *within)],
+                [m.span() for m in _OTHER_EVENT.finditer(self.text, *within)],
+            )
+        return self._cues[index]
+
+    def written(self, pos: int) -> date:
+        """The date the words at ``pos`` were written: a quoted message's own date."""
+        earlier = [day for end, day in self._written if end <= pos]
+        return earlier[-1] if earlier else self.sent
+
+
+def _quoted_headers(text: str) -> list[tuple[int, int]]:
+    """Spans of quoted mail headers: "On ... wrote:" lines and From/Sent/Date blocks."""
+    spans = [m.span() for m in _WROTE.finditer(text)]
+    block: list[re.Match[str]] = []
+    for line in [*_HEADER_LINE.finditer(text), None]:
+        if line is not None and (not block or line.start() <= block[-1].end() + 2):
+            block.append(line)
+            continue
+        labels = {m[1].lower() for m in block}
+        if "from" in labels and labels & {"sent", "date"}:
+            spans.extend(m.span() for m in block)
+        block = [line] if line is not None else []
+    return sorted(spans)
+
+
+def _header_date(header: str, sent: date) -> date | None:
+    """The date in a quoted header ("Sent: Monday, March 2, 2026 9:14 AM"), if it has a year."""
+    for kind, pattern in _PATTERNS[: len(_EXPLICIT_KINDS)]:
+        match = pattern.search(header)
+        if match and match["year"]:
+            return _explicit(kind, match, sent, header)
+    return None
+
+
+def _on_or_before(anchor: date, month: int, day: int) -> date | None:
+    """The most recent ``month``/``day`` that is not after ``anchor``."""
+    for year in (anchor.year, anchor.year - 1):
+        try:
+            found = date(year, month, day)
+        except ValueError:
+            continue
+        if found <= anchor:
+            return found
+    return None
+
+
+def _count(word: str) -> int | None:
+    return 1 if word.lower() in ("a", "an") else parse_count(word)
+
+
+def _explicit(kind: str, match: re.Match[str], anchor: date, text: str) -> date | None:
+    name = match["month"]
+    month = int(name) if name.isdigit() else _MONTHS.index(name[:3].lower()) + 1
+    day, year = int(match["day"]), match["year"]
+    if year:
+        try:
+            found = date(int(year) + (2000 if len(year) == 2 else 0), month, day)
+        except ValueError:
+            return None
+        return found if found <= anchor else None
+    before = text[max(0, match.start() - 30) : match.start()]
+    if kind == "numeric" and not _NUMERIC_CONTEXT.search(before):
+        return None  # a bare "3/4" is as likely a fraction or a score as a date
+    shift = _SHIFT_BEFORE.search(before)
+    if shift and (shift["last"] or shift["unit"].lower() == "year"):
+        years = 1 if shift["last"] else _count(shift["count"])
+        try:
+            return date(anchor.year - years, month, day) if years else None
+        except ValueError:
+            return None  # "one year ago on May 24"
+    return _on_or_before(anchor, month, day)
+
+
+def _weekday(match: re.Match[str], anchor: date, text: str, sentence: str) -> date | None:
+    before = text[max(0, match.start() - 30) : match.start()]
+    modifier = _MODIFIER_BEFORE.search(before)
+    said = modifier["mod"].lower() if modifier else ""
+    if said in ("this coming", "coming", "next", "until", "by"):
+        return None
+    delta = (anchor.weekday() - _WEEKDAYS.index(match["weekday"][:3].lower())) % 7 or 7
+    if delta == 7 and said not in ("last", "this past", "past") and _SAME_DAY.search(sentence):
+        delta = 0  # "this morning, Wednesday"
+    shift = _SHIFT_BEFORE.search(before)
+    if shift and shift["unit"] and shift["unit"].lower() == "week":
+        delta += 7 * (_count(shift["count"]) or 0)  # "a week ago Saturday"
+    return anchor - timedelta(days=delta)
+
+
+def _ordinal(day: int, anchor: date) -> date | None:
+    """The most recent "14th" on or before ``anchor``; the 31st may be two months back."""
+    year, month = anchor.year, anchor.month
+    for _ in range(3):
+        try:
+            found = date(year, month, day)
+        except ValueError:
+            found = None
+        if found and found <= anchor:
+            return found
+        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
+    return None
+
+
+def _resolve(
+    kind: str, match: re.Match[str], anchor: date, text: str, sentence: str
+) -> date | None:
+    """The date an expression names, or None when it names none on or before ``anchor``."""
+    if kind in _EXPLICIT_KINDS:
+        return _explicit(kind, match, anchor, text)
+    if kind == "ago":
+        count = _count(match["count"])
+        unit = match["unit"].lower()
+        if not count:
+            return None  # "a few days ago"
+        if unit == "year":
+            return anchor.replace(year=anchor.year - count, day=min(anchor.day, 28))
+        return anchor - timedelta(days=count * {"day": 1, "week": 7, "month": 30}[unit])
+    if kind == "relative":
+        return anchor - timedelta(days=_RELATIVE_DAYS.get(match["word"].lower(), 0))
+    if kind == "weekday":
+        return _weekday(match, anchor, text, sentence)
+    if kind == "ordinal":
+        return _ordinal(int(match["day"]), anchor)
+    if kind == "weekend":
+        return anchor - timedelta(days=(anchor.weekday() - 5) % 7 or 7)
+    return anchor - timedelta(days=7)  # "last week"
+
+
+def _gap(spans: list[tuple[int, int]], start: int, end: int) -> int | None:
+    """Characters between [start, end) and the nearest of ``spans``."""
+    return min((max(start - e, s - end, 0) for s, e in spans), default=None)
+
+
+def _context(doc: _Text, index: int, start: int, end: int) -> tuple[float, float] | None:
+    """(score bonus, nearness to the incident) of an expression; None when it must not be taken:
+    another incident, or a future event nearer to it than the incident."""
+    first = doc.spans[index][0]
+    sentence = doc.sentence(index)
+    if mentions_other_incident(sentence, start - first):
+        return None
+    incidents, others = doc.cues(index)
+    incident, other = _gap(incidents, start, end), _gap(others, start, end)
+    if other is not None and (incident is None or other < incident):
+        return None  # "the vigil is on Friday", "can we meet Thursday"
+    if _FUTURE_BEFORE.search(doc.text, max(first, start - 12), start):
+        return None
+    neighbours = [i for i in (index - 1, index + 1) if 0 <= i < len(doc.spans)]
+    if incident is not None:
+        bonus, near = 3.0 + 1.0 / (1.0 + incident / 20.0), 1.0
+    elif any(doc.cues(i)[0] for i in neighbours):
+        bonus, near = 1.5, 0.5
+    else:
+        bonus, near = 0.0, 0.0
+    if sentence.rstrip().endswith("?"):
+        bonus -= 1.0
+    return bonus - 0.02 * index, near
+
+
+def _dates(doc: _Text) -> list[_Found]:
+    found: list[_Found] = []
+    taken: list[tuple[int, int]] = []
+    for kind, pattern in _PATTERNS:
+        if kind in _NEEDS and _NEEDS[kind] not in doc.lower:
+            continue
+        for match in pattern.finditer(doc.text):
+            start, end = match.span()
+            before = {"weekday": _MODIFIER_BEFORE}.get(kind, _WEEKDAY_BEFORE)
+            if kind in _EXPLICIT_KINDS or kind == "weekday":  # "Saturday, March 1", "last Friday"
+                words_before = before.search(doc.text, max(0, start - 12), start)
+                start = words_before.start() if words_before else start
+            if any(s < end and start < e for s, e in taken):
+                continue
+            taken.append((start, end))
+            index = doc.sentence_at(start)
+            if index is None:
+                continue
+            anchor = doc.written(start)
+            day = _resolve(kind, match, anchor, doc.text, doc.sentence(index))
+            context = _context(doc, index, start, end) if day and day <= doc.sent else None
+            if day is None or context is None:
+                continue
+            weight = _KIND_WEIGHT[kind]
+            if kind == "relative":
+                weight = _RELATIVE_WEIGHT.get(match["word"].lower(), weight)
+            bonus, near = context
+            if (anchor - day).days > 400 and not _SHIFT_BEFORE.search(
+                doc.text, max(0, start - 30), start
+            ):
+                bonus -= 1.5  # an old date is more often a comparison than the incident
+            found.append(_Found(kind, day, start, end, weight + bonus, near))
+    return found
+
+
+def _time_value(match: re.Match[str], sentence: str) -> str:
+    if match["noon"]:
+        return "12:00"
+    if match["midnight"]:
+        return "00:00"
+    if match["military"]:
+        return f"{match['military'][:2]}:{match['military'][2:]}"
+    hour = int(match["hour"] or match["hour12"])
+    minute = int(match["minute"] or 0)
+    meridiem = (match["meridiem"] or match["meridiem12"] or "").lower()
+    if meridiem:
+        hour = hour % 12 + (12 if meridiem == "p" else 0)
+    elif (_EVENING.search(sentence) and 5 <= hour < 12) or (
+        _AFTERNOON.search(sentence) and 1 <= hour < 7
+    ):
+        hour += 12
+    return f"{hour:02d}:{minute:02d}"
+
+
+def _time(doc: _Text, chosen: _Found | None) -> tuple[str, tuple[int, int]] | None:
+    """The time of day in the chosen date's sentence, or else one tied to the incident."""
+    chosen_index = doc.sentence_at(chosen.start) if chosen else None
+    best: tuple[float, str, tuple[int, int]] | None = None
+    for match in _TIME.finditer(doc.text):
+        index = doc.sentence_at(match.start())
+        if index is None or _RANGE_AFTER.match(doc.text, match.end()):
+            continue  # "8:00-5:00": office hours, not an event
+        context = _context(doc, index, *match.span())
+        if context is None:
+            continue
+        score = context[0]
+        if chosen and index == chosen_index:
+            score += 3.0 - min(abs(match.start() - chosen.start), 200) / 200
+        if score >= 2.0 and (best is None or score > best[0]):
+            best = (score, _time_value(match, doc.sentence(index)), match.span())
+    return (best[1], best[2]) if best else None
+
+
+def incident_when(text: str, sent: datetime) -> When:
+    """The date (and time, when stated) of the incident the text is about."""
+    doc = _Text(text, sent.date())
+    found = _dates(doc)
+    best = max(found, key=lambda f: f.score, default=None)
+    time = _time(doc, best)
+    time_words = doc.text[slice(*time[1])] if time else None
+    if best is None:
+        return When(None, time[0] if time else None, time_words)
+    day, words = best.day, doc.text[best.start : best.end]
+    if (
+        time
+        and words.lower() in ("last night", "overnight")
+        and time[0] < "06:00"
+        and time[0] <= sent.strftime("%H:%M")
+        and doc.written(best.start) == doc.sent
+    ):
+        day = doc.sent  # "last night at 1:30 a.m.", written later that morning
+    evidence = words
+    if time and time_words and not best.start <= time[1][0] < best.end:
+        evidence = f"{words} | {time_words}"
+    confidence = _KIND_WEIGHT[best.kind] * (0.55 + 0.4 * best.near)
+    if any(f.day != best.day and best.score - f.score < 1.0 for f in found):
+        confidence -= 0.15  # a rival date nearly as well placed
+    return When(day, time[0] if time else None, evidence, round(max(confidence, 0.05), 2))
