@@ -156,11 +156,16 @@ def test_in_person(body, expected):
     assert classify.in_person_requested(body) is expected
 
 
-def test_venue():
-    assert classify.venue("A gunman opened fire at Harlan Middle School on Sunday.") == (
-        "Harlan Middle School"
+def test_venue(rules):
+    text = "A gunman opened fire at Harlan Middle School on Sunday in Harlan, KY."
+    assert classify.venue(rules, text, {"harlan"}) == "Harlan Middle School"
+    assert classify.venue(rules, "We had a shooting at the school.", set()) is None
+    assert classify.venue(rules, "Shots were fired in Harlan on Sunday.", set()) is None
+    comparison = (
+        "People compared it to the Club Q shooting in Colorado Springs. Two weeks ago a gunman "
+        "opened fire inside The Mercury Room, a nightclub."
     )
-    assert classify.venue("We had a shooting at the school.") is None
+    assert classify.venue(rules, comparison, set()) == "Mercury Room"
 
 
 def test_contact_from_signature_and_from_header():
@@ -196,7 +201,8 @@ def test_contact_of_a_forward_is_the_original_author():
 def test_triage_rules_in_order():
     rules = triage.load_rules(RULES)
     sent = date(2026, 11, 16)
-    assert triage.priority(rules, "The suspect is still at large.", None, sent, True)[0] == "P1"
+    assert triage.priority(rules, "A shooting.", None, sent, True, "at_large")[0] == "P1"
+    assert triage.priority(rules, "Please send us your templates.", None, sent, False)[0] == "P3"
     assert triage.priority(rules, "A shooting.", date(2026, 11, 14), sent, True) == (
         "P1",
         "incident within the last 7 days (2 days before)",

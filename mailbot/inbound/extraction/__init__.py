@@ -122,9 +122,10 @@ def extract(msg: ParsedMessage, rules_dir: Path, doc: Any | None = None) -> Extr
     )
     known_places = {p.lower() for p in (ex.city, ex.county, state_name) if p}
     ex.venue = classify.venue(rules, body, known_places) if has_incident else None
-    ex.suspect_status = classify.suspect_status(body, has_incident)
+    flat = " ".join(body.split())
+    ex.suspect_status = classify.suspect_status(flat, has_incident)
     ex.services = classify.services(rules, body)
-    ex.in_person_requested = classify.in_person_requested(body)
+    ex.in_person_requested = classify.in_person_requested(flat)
 
     who = contact.find_contact(
         contact.load_rules(rules_dir),
@@ -140,7 +141,12 @@ def extract(msg: ParsedMessage, rules_dir: Path, doc: Any | None = None) -> Extr
     conf["contact_phone"] = 0.9 if who.phone else 0.0
 
     ex.priority, ex.priority_reason = triage.priority(
-        triage.load_rules(rules_dir), body, ex.incident_date, sent.date(), has_incident
+        triage.load_rules(rules_dir),
+        body,
+        ex.incident_date,
+        sent.date(),
+        has_incident,
+        ex.suspect_status,
     )
     ex.needs_review = [
         name

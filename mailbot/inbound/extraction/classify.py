@@ -14,6 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from mailbot.errors import RulesError
+from mailbot.inbound.extraction.gazetteer import states_for_city
 from mailbot.rules import compile_patterns, load_toml, require
 from mailbot.vocabulary import INCIDENT_TYPES, SERVICES
 
@@ -36,6 +37,8 @@ class ClassifyRules:
     incident: IncidentRules
     services: Weighted
     services_min: float
+    ask_cues: tuple[re.Pattern[str], ...]
+    elsewhere_factor: float
 
 
 def _weighted(
@@ -78,7 +81,9 @@ def load_rules(rules_dir: Path) -> ClassifyRules:
     return ClassifyRules(
         incident,
         _weighted(services_path, services, "weights", SERVICES),
-        float(require(services_path, services, "min_score", int)),
+        float(require(services_path, services, "min_score", float)),
+        _phrases(services_path, services, "ask_cues"),
+        float(require(services_path, services, "elsewhere_factor", float)),
     )
 
 
@@ -90,7 +95,7 @@ def scores(table: Weighted, text: str) -> dict[str, float]:
     }
 
 
-_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n\s*\n")
+_FIRST_PERSON = re.compile(r"\b(we|our|us|my|here|i)\b", re.I)
 _COMPARISON = re.compile(
     r"\b(like|similar to|compared|comparison|reminds? (us|me) of|after (what happened in|the)|"
     r"colleagues (in|from|there)|lessons from|since)\b",
@@ -99,7 +104,12 @@ _COMPARISON = re.compile(
 
 
 def sentences(text: str) -> list[str]:
-    return [s.replace("\n", " ") for s in _SENTENCE.split(text) if s.strip()]
+    """Sentences with their line breaks folded; paragraphs (and a subject line) end one."""
+    found = []
+    for paragraph in re.split(r"\n\s*\n", text):
+        flat = " ".join(paragraph.split())
+        found.extend(s for s in re.split(r"(?<=[.!?])\s+", flat) if s)
+    return found
 
 
 def incident_sentences(rules: IncidentRules, text: str) -> list[str]:
@@ -107,7 +117,7 @@ def incident_sentences(rules: IncidentRules, text: str) -> list[str]:
     found = []
     for sentence in sentences(text):
         describes = any(p.search(sentence) for p in (*rules.incident, *rules.shooting))
-        own = not _COMPARISON.search(sentence) or any(p.search(sentence) for p in rules.incident)
+        own = not _COMPARISON.search(sentence) or bool(_FIRST_PERSON.search(sentence))
         if describes and own:
             found.append(sentence)
     return found
@@ -151,8 +161,13 @@ def incident_type(rules: ClassifyRules, text: str) -> tuple[str | None, float]:
 
 
 def services(rules: ClassifyRules, text: str) -> list[str]:
-    found = scores(rules.services, text)
-    return sorted(k for k, v in found.items() if v >= rules.services_min)
+    """The services asked for: phrases in asking sentences in full, elsewhere a fraction."""
+    totals: dict[str, float] = {}
+    for sentence in sentences(text):
+        factor = 1.0 if any(p.search(sentence) for p in rules.ask_cues) else rules.elsewhere_factor
+        for key, value in scores(rules.services, sentence).items():
+            totals[key] = totals.get(key, 0.0) + factor * value
+    return sorted(k for k, v in totals.items() if v >= rules.services_min)
 
 
 _AT_LARGE = re.compile(
@@ -192,24 +207,29 @@ def suspect_status(text: str, has_incident: bool) -> str | None:
     if not found:
         return "unknown"
     # A negated custody ("neither one in custody yet") is at large, not custody.
-    last_at_large = max((pos for pos, st in found if st == "at_large"), default=-1)
-    found = [
-        (pos, st) for pos, st in found if not (st == "in_custody" and 0 <= pos - last_at_large < 40)
-    ]
+    last_at_large = max((pos for pos, st in found if st == "at_large"), default=None)
+    if last_at_large is not None:
+        found = [
+            (pos, st)
+            for pos, st in found
+            if not (st == "in_custody" and 0 <= pos - last_at_large < 40)
+        ]
     return max(found)[1]
 
 
 _IN_PERSON = re.compile(
-    r"\b(in[- ]person|on[- ]?site (visit|support|help|presence)|(come|travel) (out|down|up|"
-    r"here|to (us|our|[A-Z]\w+))|visit (us|our)|an? (on-?site )?visit|on the ground with us|"
-    r"boots on the ground|send (someone|an advisor|a team|somebody)|be here|be with us)\b",
+    r"\b(in[- ]person|on[- ]?site|onsite|(come|travel|coming) (out|down|up|here|over|to (us|our|"
+    r"[A-Z]\w+))|visit (us|our|[A-Z]\w+|campus|the (area|city|town|county|department))|"
+    r"an? (on-?site )?visit|on the ground with us|boots on the ground|"
+    r"send (someone|an advisor|a team|somebody)|be here|be with us)\b",
     re.I,
 )
 _REMOTE = re.compile(
     r"\b((advisor|someone|somebody) on the phone|phone consultation|by phone|over the phone|"
-    r"virtual(ly)?|zoom|teams call|video( call| conference)?|no need to travel|don'?t need "
-    r"(anyone|someone|somebody|an advisor) to (travel|come)|(don'?t|do not) need an advisor|"
-    r"remote(ly)?|just the (documents|templates|materials)|a call or two|phone call)\b",
+    r"virtual(ly)?|zoom|teams call|video (call|conference|chat|meeting)|by video|"
+    r"no need to travel|don'?t need (anyone|someone|somebody|an advisor) to (travel|come)|"
+    r"(don'?t|do not) need an advisor|remote(ly)?|just the (documents|templates|materials)|"
+    r"a call or two|phone call)\b",
     re.I,
 )
 _NEGATED_VISIT = re.compile(
@@ -230,13 +250,15 @@ def in_person_requested(text: str) -> bool | None:
 
 
 _VENUE = re.compile(
-    r"\b(?:at|inside|in|outside|near|into|on the grounds of)\s+(?:the\s+|a\s+)?"
+    r"\b(?:at|inside|in|outside|near|into|of|to|entered|during|on the grounds of)\s+"
+    r"(?:[Tt]he\s+|[Aa]n?\s+)?"
     r"((?:[A-Z][\w'’&.-]*|\d+\w*)(?:\s+(?:[A-Z][\w'’&.-]*|of|de|del|la|El|N|&))*)"
 )
 _NOT_VENUE = re.compile(
     r"^(January|February|March|April|May|June|July|August|September|October|November|December|"
     r"Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|Route|Highway|I-\d+|Our|We|"
-    r"The|This|That|Old Town|Downtown)\b"
+    r"The|This|That|Old Town|Downtown|MVAI)\b|\b(County|Parish|Police|Sheriff'?s?|Department|"
+    r"Office|Township)$"
 )
 
 
@@ -246,11 +268,9 @@ def venue(rules: ClassifyRules, text: str, places: set[str]) -> str | None:
         for match in _VENUE.finditer(sentence):
             name = match.group(1).strip(" .,'’")
             words = name.split()
-            if _NOT_VENUE.match(name) or name.lower() in places:
+            if _NOT_VENUE.search(name) or name.lower() in places or states_for_city(name):
                 continue
             if len(words) == 1 and not any(c.isupper() for c in name[1:]) and "-" not in name:
-                continue
-            if any(w.lower() in places for w in words[-1:]) and len(words) <= 2:
                 continue
             return name
     return None

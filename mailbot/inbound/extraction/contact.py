@@ -98,11 +98,9 @@ RANKS = {
 
 def _title(rules: ContactRules, lines: list[str], name: str | None, from_name: str) -> str | None:
     """A signature line naming a title; else the rank before the name ("Lt. Ann Cole")."""
-    for line in lines:
-        rest = " ".join(line.replace(name, " ").split()) if name else line
-        rest = rest.strip(" ,|-–")
-        if not rest or (name and rest != line.strip() and len(rest.split()) > 2):
-            continue
+    own_lines = [line for line in lines if not name or name not in line]
+    for line in own_lines:
+        rest = line.strip(" ,|-–")
         if _NOT_TITLE_LINE.search(rest) and not rest.lower().startswith(("chief", "sheriff")):
             continue
         if any(p.search(rest) for p in rules.title_patterns) and len(rest.split()) <= 6:
@@ -111,6 +109,18 @@ def _title(rules: ContactRules, lines: list[str], name: str | None, from_name: s
         first = line.split()[0] if line.split() else ""
         if first.lower().rstrip(".") in rules.prefixes and name and name in line:
             return _expand_rank(first)
+    return None
+
+
+def _rank_in_text(rules: ContactRules, text: str, name: str | None) -> str | None:
+    """The rank written before the writer's name in the text ("Chief Ostrander, Laurel PD")."""
+    if not name:
+        return None
+    last = re.escape(name.split()[-1])
+    first = re.escape(name.split()[0])
+    found = re.search(rf"\b([A-Z][a-z]+\.?)\s+(?:{first}\s+)?{last}\b", text)
+    if found and found.group(1).lower().rstrip(".") in rules.prefixes:
+        return _expand_rank(found.group(1))
     return None
 
 
@@ -147,5 +157,6 @@ def find_contact(
         names = [from_name, *sig_lines[:2]]
     name = next((n for n in (person_name(rules, c) for c in names) if n), None)
     title = _title(rules, sig_lines[:6], name, "" if prepared.forwarded else from_name)
+    title = title or _rank_in_text(rules, prepared.full, name)
     phone = phone_in(prepared.signature) or phone_in(prepared.body)
     return Contact(name, title, phone, email)

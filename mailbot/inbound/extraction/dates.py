@@ -33,6 +33,25 @@ _WEEKDAY = r"(?P<weekday>mon|tues?|wed(?:nes)?|thu(?:rs?)?|fri|sat(?:ur)?|sun)da
 _DAY = r"(?P<day>[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)?"
 _YEAR = r"(?P<year>(?:19|20)\d\d)"
 
+_RELATIVE_DAYS = {
+    "the day before yesterday": 2,
+    "the night before last": 2,
+    "yesterday": 1,
+    "last night": 1,
+    "overnight": 1,
+}
+_HOLIDAYS = {
+    "christmas eve": (12, 24),
+    "christmas day": (12, 25),
+    "new year's eve": (12, 31),
+    "new year's day": (1, 1),
+    "fourth of july": (7, 4),
+    "independence day": (7, 4),
+    "halloween": (10, 31),
+    "valentine's day": (2, 14),
+}
+_HOLIDAY_NAMES = "|".join(_HOLIDAYS).replace("'", "['\u2019]")
+
 # Each expression, tried in this order; a later match that overlaps an earlier one is
 # dropped. Every pattern starts at its fixed core (a digit, a month, a weekday) so that a
 # scan stays fast; words before the core ("last", "Saturday,") are read by looking back.
@@ -49,10 +68,11 @@ _EXPRESSIONS = [
     ("ago", r"\b(?P<count>(?:a\s+)?couple\s+of|[\w-]+)\s+(?P<unit>day|week|month|year)s?\s+ago\b"),
     (
         "relative",
-        r"(?=[eloty])\b(?P<word>the day before yesterday|yesterday|last night|overnight|tonight"
+        r"(?=[eloty])\b(?P<word>the (?:day|night) before (?:yesterday|last)|yesterday|last night"
+        r"|overnight|tonight"
         r"|(?:early |earlier |late )?this (?:morning|afternoon|evening)|earlier today|today)\b",
     ),
-    ("weekday", rf"(?=[fmstw])\b{_WEEKDAY}(?:'s)?\b"),
+    ("weekday", rf"(?=[fmstw])(?<!black )(?<!good )(?<!cyber )(?<!ash )\b{_WEEKDAY}(?:'s)?\b"),
     (
         "ordinal",
         r"\b(?:on|of)\s+the\s+(?P<day>[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)\b"
@@ -60,10 +80,11 @@ _EXPRESSIONS = [
         r"|ward|century|anniversary|birthday|annual)\b)",
     ),
     ("weekend", r"\b(?:last|this past|over the|this) weekend\b"),
+    ("holiday", rf"(?=[cfhinv])\b(?P<holiday>{_HOLIDAY_NAMES})"),
     ("last_week", r"\b(?:last|this past) week\b"),
 ]
 _PATTERNS = [(kind, re.compile(pattern, re.I)) for kind, pattern in _EXPRESSIONS]
-_NEEDS = {"ago": "ago", "weekend": "weekend", "last_week": "week", "ordinal": "the "}
+_NEEDS = {"ago": "ago", "weekend": "weekend", "last_week": "week"}
 _EXPLICIT_KINDS = ("iso", "numeric", "month_day", "day_month")
 # How much each kind of expression is worth before its context is weighed.
 _KIND_WEIGHT = {
@@ -72,13 +93,13 @@ _KIND_WEIGHT = {
     "month_day": 1.0,
     "day_month": 1.0,
     "relative": 1.0,
-    "weekday": 0.9,
+    "weekday": 0.8,
     "ordinal": 0.8,
     "ago": 0.7,
     "weekend": 0.4,
+    "holiday": 0.7,
     "last_week": 0.2,
 }
-_RELATIVE_DAYS = {"the day before yesterday": 2, "yesterday": 1, "last night": 1, "overnight": 1}
 _RELATIVE_WEIGHT = {"today": 0.6, "tonight": 0.8}  # "I am writing today" is common
 
 _WEEKDAY_BEFORE = re.compile(rf"\b{_WEEKDAY},?\s+$", re.I)
@@ -90,7 +111,10 @@ _SHIFT_BEFORE = re.compile(
     r"\s*,?\s*(?:on\s+|this\s+past\s+|last\s+)?$",
     re.I,
 )
-_NUMERIC_CONTEXT = re.compile(r"(?:\bon|\(|day,?)\s*$", re.I)
+_DATE_AFTER = re.compile(
+    rf"\s*,?\s+(?:on\s+|this\s+past\s+|last\s+)?(?:{_MONTH}|{_WEEKDAY}|\d)", re.I
+)
+_NUMERIC_CONTEXT = re.compile(r"(?:\bon|\bof|\bsince|\(|day,?)\s*$", re.I)
 _SAME_DAY = re.compile(r"\b(?:today|this (?:morning|afternoon|evening)|tonight)\b", re.I)
 _FUTURE_BEFORE = re.compile(r"\b(?:is|are|will be|be)\s+(?:on\s+|this\s+)?$", re.I)
 
@@ -108,14 +132,16 @@ _AFTERNOON = re.compile(r"\bafternoon\b", re.I)
 _INCIDENT = re.compile(
     r"\b(?:shoot(?:ing|ings|er)?|shot|shots|gunfire|gunm[ae]n|opened fire|open fire|fired"
     r"|attack(?:ed|er)?|incident|happened|occurred|took place|kill(?:ed|ing|ings)?|died"
-    r"|stabb(?:ing|ed)|bomb(?:ing)?|explosion|rammed|massacre|tragedy|homicides?"
+    r"|stabb(?:ing|ed)|bomb(?:ing)?|explosion|ramm(?:ed|ing)|steered|drove (?:into|through)"
+    r"|massacre|tragedy|homicides?"
     r"|murder(?:ed|s)?|active (?:shooter|threat)|lockdown|responded|call came|9-?1-?1)\b",
     re.I,
 )
 _OTHER_EVENT = re.compile(
     r"\b(?:vigils?|funerals?|memorial(?: service)?s?|services (?:are|will|is)|visitation"
     r"|burial|wake|meeting|meet|conference|briefing|hearing|arraignment|court date|town hall"
-    r"|debrief(?:ing)?|training|ceremony|graduation|scheduled|planned|upcoming|tomorrow"
+    r"|debrief(?:ing)?|training|tabletop|exercise|drill|ceremony|graduation|scheduled|planned"
+    r"|upcoming|tomorrow|anniversary|remembrance|trial|sentencing|threats?"
     r"|available|availability|call (?:me|us|you)|(?:a|phone|conference|zoom|teams) call"
     r"|talk|speak|reopens?|reopening|resumes?|return(?:s|ing)? to|webinar|session"
     r"|appointment|interview|office hours|deadline)\b",
@@ -237,8 +263,6 @@ def _explicit(kind: str, match: re.Match[str], anchor: date, text: str) -> date 
             return None
         return found if found <= anchor else None
     before = text[max(0, match.start() - 30) : match.start()]
-    if kind == "numeric" and not _NUMERIC_CONTEXT.search(before):
-        return None  # a bare "3/4" is as likely a fraction or a score as a date
     shift = _SHIFT_BEFORE.search(before)
     if shift and (shift["last"] or shift["unit"].lower() == "year"):
         years = 1 if shift["last"] else _count(shift["count"])
@@ -247,6 +271,18 @@ def _explicit(kind: str, match: re.Match[str], anchor: date, text: str) -> date 
         except ValueError:
             return None  # "one year ago on May 24"
     return _on_or_before(anchor, month, day)
+
+
+def _introduced(text: str, start: int) -> bool:
+    """Whether a bare "10/2" is introduced as a date ("on 10/2", "Friday 10/2", "(10/2)")."""
+    return _NUMERIC_CONTEXT.search(text, max(0, start - 12), start) is not None
+
+
+def _soon_after(day: date, anchor: date) -> bool:
+    """Whether ``day``, put back into ``anchor``'s year, falls in the four months after it."""
+    if day.year == anchor.year or (day.month, day.day) == (2, 29):
+        return False
+    return 0 < (day.replace(year=anchor.year) - anchor).days <= 120
 
 
 def _weekday(match: re.Match[str], anchor: date, text: str, sentence: str) -> date | None:
@@ -262,6 +298,13 @@ def _weekday(match: re.Match[str], anchor: date, text: str, sentence: str) -> da
     if shift and shift["unit"] and shift["unit"].lower() == "week":
         delta += 7 * (_count(shift["count"]) or 0)  # "a week ago Saturday"
     return anchor - timedelta(days=delta)
+
+
+def _years_before(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:  # February 29
+        return day.replace(year=day.year - years, day=28)
 
 
 def _ordinal(day: int, anchor: date) -> date | None:
@@ -287,10 +330,10 @@ def _resolve(
     if kind == "ago":
         count = _count(match["count"])
         unit = match["unit"].lower()
-        if not count:
-            return None  # "a few days ago"
+        if not count or _DATE_AFTER.match(text, match.end()):
+            return None  # "a few days ago"; "a year ago on May 2": the date follows
         if unit == "year":
-            return anchor.replace(year=anchor.year - count, day=min(anchor.day, 28))
+            return _years_before(anchor, count)
         return anchor - timedelta(days=count * {"day": 1, "week": 7, "month": 30}[unit])
     if kind == "relative":
         return anchor - timedelta(days=_RELATIVE_DAYS.get(match["word"].lower(), 0))
@@ -298,6 +341,8 @@ def _resolve(
         return _weekday(match, anchor, text, sentence)
     if kind == "ordinal":
         return _ordinal(int(match["day"]), anchor)
+    if kind == "holiday":
+        return _on_or_before(anchor, *_HOLIDAYS[match["holiday"].lower().replace("\u2019", "'")])
     if kind == "weekend":
         return anchor - timedelta(days=(anchor.weekday() - 5) % 7 or 7)
     return anchor - timedelta(days=7)  # "last week"
@@ -322,8 +367,8 @@ def _context(doc: _Text, index: int, start: int, end: int) -> tuple[float, float
     if _FUTURE_BEFORE.search(doc.text, max(first, start - 12), start):
         return None
     neighbours = [i for i in (index - 1, index + 1) if 0 <= i < len(doc.spans)]
-    if incident is not None:
-        bonus, near = 3.0 + 1.0 / (1.0 + incident / 20.0), 1.0
+    if incident is not None:  # nearness only breaks ties within a sentence
+        bonus, near = 3.0 + 0.3 / (1.0 + incident / 20.0), 1.0
     elif any(doc.cues(i)[0] for i in neighbours):
         bonus, near = 1.5, 0.5
     else:
@@ -334,17 +379,14 @@ def _context(doc: _Text, index: int, start: int, end: int) -> tuple[float, float
 
 
 def _dates(doc: _Text) -> list[_Found]:
+    """Every date expression that names a day on or before the Date header, scored."""
     found: list[_Found] = []
     taken: list[tuple[int, int]] = []
     for kind, pattern in _PATTERNS:
         if kind in _NEEDS and _NEEDS[kind] not in doc.lower:
             continue
         for match in pattern.finditer(doc.text):
-            start, end = match.span()
-            before = {"weekday": _MODIFIER_BEFORE}.get(kind, _WEEKDAY_BEFORE)
-            if kind in _EXPLICIT_KINDS or kind == "weekday":  # "Saturday, March 1", "last Friday"
-                words_before = before.search(doc.text, max(0, start - 12), start)
-                start = words_before.start() if words_before else start
+            start, end = _with_words_before(kind, match, doc.text)
             if any(s < end and start < e for s, e in taken):
                 continue
             taken.append((start, end))
@@ -356,16 +398,41 @@ def _dates(doc: _Text) -> list[_Found]:
             context = _context(doc, index, start, end) if day and day <= doc.sent else None
             if day is None or context is None:
                 continue
-            weight = _KIND_WEIGHT[kind]
-            if kind == "relative":
-                weight = _RELATIVE_WEIGHT.get(match["word"].lower(), weight)
             bonus, near = context
-            if (anchor - day).days > 400 and not _SHIFT_BEFORE.search(
-                doc.text, max(0, start - 30), start
-            ):
-                bonus -= 1.5  # an old date is more often a comparison than the incident
-            found.append(_Found(kind, day, start, end, weight + bonus, near))
+            score = _weight(kind, match) + bonus + _doubt(kind, match, doc.text, day, anchor)
+            found.append(_Found(kind, day, start, end, score, near))
     return found
+
+
+def _with_words_before(kind: str, match: re.Match[str], text: str) -> tuple[int, int]:
+    """The span of an expression with the words that belong to it: "Saturday, March 1",
+    "this past Saturday"."""
+    start, end = match.span()
+    if kind in _EXPLICIT_KINDS or kind == "weekday":
+        lead = _MODIFIER_BEFORE if kind == "weekday" else _WEEKDAY_BEFORE
+        words = lead.search(text, max(0, start - 12), start)
+        start = words.start() if words else start
+    return start, end
+
+
+def _weight(kind: str, match: re.Match[str]) -> float:
+    if kind == "relative":
+        return _RELATIVE_WEIGHT.get(match["word"].lower(), _KIND_WEIGHT[kind])
+    return _KIND_WEIGHT[kind]
+
+
+def _doubt(kind: str, match: re.Match[str], text: str, day: date, anchor: date) -> float:
+    """A penalty for dates that are more often something other than the incident."""
+    start = match.start()
+    shifted = _SHIFT_BEFORE.search(text, max(0, start - 30), start) is not None
+    penalty = 0.0
+    if (anchor - day).days > 400 and not shifted:
+        penalty -= 1.5  # an old date is more often a comparison than the incident
+    if kind in _EXPLICIT_KINDS and not (match["year"] or shifted) and _soon_after(day, anchor):
+        penalty -= 2.0  # "April 16" written in February: a plan more than a memory
+    if kind == "numeric" and not match["year"] and not _introduced(text, start):
+        penalty -= 1.5  # a bare "3/4" may be a fraction or a score
+    return penalty
 
 
 def _time_value(match: re.Match[str], sentence: str) -> str:
@@ -387,9 +454,14 @@ def _time_value(match: re.Match[str], sentence: str) -> str:
     return f"{hour:02d}:{minute:02d}"
 
 
-def _time(doc: _Text, chosen: _Found | None) -> tuple[str, tuple[int, int]] | None:
+def _time(
+    doc: _Text, chosen: _Found | None, found: list[_Found]
+) -> tuple[str, tuple[int, int]] | None:
     """The time of day in the chosen date's sentence, or else one tied to the incident."""
     chosen_index = doc.sentence_at(chosen.start) if chosen else None
+    # "following Saturday's attack. On Saturday, July 18, around 1:10 ...": every sentence
+    # that names the chosen day can hold its time
+    same_day = {doc.sentence_at(f.start) for f in found if chosen and f.day == chosen.day}
     best: tuple[float, str, tuple[int, int]] | None = None
     for match in _TIME.finditer(doc.text):
         index = doc.sentence_at(match.start())
@@ -401,6 +473,8 @@ def _time(doc: _Text, chosen: _Found | None) -> tuple[str, tuple[int, int]] | No
         score = context[0]
         if chosen and index == chosen_index:
             score += 3.0 - min(abs(match.start() - chosen.start), 200) / 200
+        elif index in same_day:
+            score += 2.0
         if score >= 2.0 and (best is None or score > best[0]):
             best = (score, _time_value(match, doc.sentence(index)), match.span())
     return (best[1], best[2]) if best else None
@@ -411,7 +485,7 @@ def incident_when(text: str, sent: datetime) -> When:
     doc = _Text(text, sent.date())
     found = _dates(doc)
     best = max(found, key=lambda f: f.score, default=None)
-    time = _time(doc, best)
+    time = _time(doc, best, found)
     time_words = doc.text[slice(*time[1])] if time else None
     if best is None:
         return When(None, time[0] if time else None, time_words)

@@ -48,8 +48,9 @@ _NUMBER = (
     rf"|{_UNDER_100}|(?<![\w$#:/.,-])\d{{1,3}}(?![\d:/%]|[.,]\d|-year))"
 )
 _VAGUE = r"several|multiple|numerous|many|dozens(?: of)?|scores of|hundreds of|a few|few|some"
-# These count (1, or 0 for "no") only when a person follows: "a teacher", "the other deputy".
-_INDEFINITE = r"another|an|a|no|the (?:other|second|third|fourth|remaining)"
+# These count (1, or 0 for "no") only when a person follows: "a teacher", "the other deputy",
+# "our school resource officer" (a possessive only before one person, not "our officers").
+_INDEFINITE = r"another|an|a|no|our|my|his|her|their|the (?:other|second|third|fourth|remaining)"
 _NUMERIC = (
     rf"(?:a couple(?: of)?|couple of|a pair of|a dozen|both|no one|nobody|none|{_VAGUE}"
     rf"|{_NUMBER})"
@@ -60,7 +61,7 @@ _QUALIFIER = (
     r"|as many as|up to|more than|over|only|all)"
 )
 _UNIT_AFTER = (
-    r"(?:days?|weeks?|months?|years?|hours?|minutes?|seconds?|times?|shots|rounds|bullets"
+    r"(?:days?|weeks?|months?|years?|hours?|minutes?|seconds|times?|shots|rounds|bullets"
     r"|percent|miles?|feet|yards|blocks|o'clock|[ap]\.?m)\b"
 )
 _PERSON_STEMS = (
@@ -94,7 +95,7 @@ _PERP = (
 )
 # Words that end the noun phrase of a count: verbs, conjunctions, casualty words, units.
 _STOP = (
-    r"(?:and|or|but|plus|as|were|was|is|are|be|been|being|have|has|had|who|that|which|whom"
+    r"(?:and|or|but|plus|as|of|were|was|is|are|be|been|being|have|has|had|who|that|which|whom"
     r"|whose|when|while|where|with|by|from|at|in|on|into|to|after|before|during|inside"
     r"|outside|near|including|among|not|also|later|all|each|both|the|a|an|this|these|those"
     r"|killed|dead|died|deceased|murdered|injured|wounded|hurt|hospitali[sz]ed|fatalities"
@@ -105,9 +106,16 @@ _WORD = (
     r"(?:\d{1,3}-years?-old|of (?:the|our|their|his|her|its) [a-z][a-z'-]*"
     rf"|(?!{_STOP}|{_UNIT_AFTER})[a-z][a-z'-]*)"
 )
-_PARTITIVE = r"of (?:our|the|them|those|whom|his|their|its|us)\b"
+# "two of them", "one of our officers"; not "two of the wounded", which refers back.
+_PARTITIVE = rf"of (?:them|those|whom|us)\b|of (?:our|the|his|their|its)\s+{_WORD}"
+_TITLE = (
+    r"(?-i:(?:Officer|Deputy|Sgt\.|Sergeant|Trooper|Detective|Det\.|Lt\.|Lieutenant|Cpl\."
+    r"|Corporal|Agent|Captain|Capt\.|Chief|Marshal|Firefighter|Mr\.|Mrs\.|Ms\.|Dr\.)"
+    r"(?:\s+[A-Z][\w'-]+){1,2})"
+)
 _MEMBER = (
-    rf"(?:{_QUALIFIER}\s+)?(?:(?:{_INDEFINITE})\s+(?:{_WORD}\s+){{0,2}}{_PERSON}"
+    rf"(?:{_QUALIFIER}\s+)?(?:(?:{_INDEFINITE})\s+(?:{_WORD}\s+){{0,2}}{_PERSON}|{_TITLE}"
+    r"|another(?=\s+(?:was|is|has|had|died|later)\b)"
     rf"|{_NUMERIC}(?!\s+{_UNIT_AFTER})(?:\s+{_PARTITIVE})?(?:\s+{_WORD}){{0,3}})"
 )
 _PERP_MEMBER = rf"(?:(?:the|a|an|one|their|his|her)\s+(?:{_WORD}\s+)?{_PERP}|{_PERP})"
@@ -116,7 +124,11 @@ _GROUP = (
     rf"(?P<group>{_MEMBER}(?:{_SEPARATOR}(?:{_MEMBER}|{_PERP_MEMBER}))*"
     rf"|{_PERP_MEMBER}(?:{_SEPARATOR}{_MEMBER})+)"
 )
-_INCLUDING = rf"(?P<incl>\s*,?\s*\(?(?:including|among them)\s+(?:\w+\s+){{0,2}}?{_PERP}\)?,?)?"
+# ", including the gunman," takes one off the count; ", not counting the gunman," does not.
+_INCLUDING = (
+    r"(?:\s*,?\s*\(?(?:(?P<incl>including|among them)|not including|not counting|excluding"
+    rf"|plus|in addition to|besides)\s+(?:\w+\s+){{0,2}}?{_PERP}\)?,?)?"
+)
 _PLACE = r"(?:\s+(?:at|in|inside|outside|from|on|near|of)\s+(?:the|our|a)(?:\s+[\w'-]+){1,3}?)?"
 _AUX = (
     r"(?P<aux>(?:\s+(?:were|was|are|is|be|been|have|has|had|got|all|also|both|each|later"
@@ -131,11 +143,13 @@ _DEATH = (
     r"|succumbed|fatally"
 )
 _INJURY = (
-    r"shot and survived|non-?fatally (?:shot|wounded|injured)|injured|wounded|hurt|grazed"
+    r"(?:shot|stabbed) and (?:survived|wounded|injured)|non-?fatally (?:shot|wounded|injured)"
+    r"|injured|wounded|hurt|grazed"
     r"|hospitali[sz]ed|injuries|survived (?:with )?(?:\w+ )?(?:wounds|injuries)"
     r"|(?:treated|transported|taken|rushed|airlifted|flown)(?: to (?:[\w'-]+ ){0,4}?"
     r"(?:hospitals?|medical cent(?:er|re)s?|trauma cent(?:er|re)s?)| for (?:[\w-]+ ){0,2}?"
-    r"(?:wounds|injuries))(?: with (?:[\w-]+ ){0,2}?(?:wounds|injuries))?"
+    r"(?:wounds|injuries)| at (?:[\w'-]+ ){0,3}?(?:hospitals?|medical cent(?:er|re)s?))"
+    r"(?: with (?:[\w-]+ ){0,2}?(?:wounds|injuries))?"
     r"|(?:transported|taken|rushed|airlifted|flown) with (?:[\w-]+ ){0,2}?(?:wounds|injuries)"
     r"|(?:suffered|sustained) (?:[\w-]+ ){0,2}?(?:wounds|injuries)"
 )
@@ -153,6 +167,7 @@ _SUBJECT = re.compile(
     + _GROUP
     + _INCLUDING
     + _PLACE
+    + r",?"
     + _AUX
     + rf"\s+(?:(?P<death>{_DEATH})|(?P<injury>{_INJURY})|(?P<shot>{_SHOT}))\b",
     re.I,
@@ -161,7 +176,7 @@ _SUBJECT = re.compile(
 _OBJECT = re.compile(
     r"\b(?:(?P<death>killed|killing|kills|murdered|murdering|fatally (?:shot|shooting|wounded"
     r"|wounding)|shot and killed|shooting and killing|(?:took|taking|claimed|claiming) the lives"
-    r" of|lost)|(?P<injury>wounded|wounding|injured|injuring|hurt|hurting)"
+    r" of|(?:the )?deaths? of|lost)|(?P<injury>wounded|wounding|injured|injuring|hurt|hurting)"
     r"|(?P<shot>shot|shooting|stabbed|stabbing|struck|striking|hit|hitting|ran over))\s+"
     + _GROUP
     + _INCLUDING,
@@ -206,6 +221,7 @@ _OBJECT_AHEAD = re.compile(
     re.I,
 )
 _REFERS_BACK = re.compile(r"(?<!\bof )\bthe\s+$", re.I)
+_LABEL_AFTER = re.compile(r"[ \t]*:")
 _SUBSET_BEFORE = re.compile(r"\b(?:including|among them|such as)\s+$", re.I)
 _CASUALTY_WORD = re.compile(
     r"\b(?:kill|dead|died|death|murder|deceased|fatal|perish|slain|lost|passed|succumb|surviv"
@@ -221,9 +237,14 @@ _INDEFINITE_PERSON = re.compile(rf"(?:{_INDEFINITE})\s+(?:{_WORD}\s+){{0,2}}{_PE
 _PERP_WORD = re.compile(_PERP, re.I)
 _PERSON_WORD = re.compile(_PERSON, re.I)
 _PARTITIVE_WORD = re.compile(r"\bof (?:them|whom|those)\b", re.I)
+_TITLE_WORDS = re.compile(_TITLE)
+_PLURAL = re.compile(
+    r"(?:[^s]s|people|children|men|women|freshmen|deputies|babies|staff|personnel|faculty)$",
+    re.I,
+)
 _NO_COUNT = re.compile(r"\s*(?:no|none)\b", re.I)
 _SPLIT_MEMBERS = re.compile(_SEPARATOR, re.I)
-_LEADING_COUNT = re.compile(rf"\s*(?:{_QUALIFIER}\s+)?(?P<count>{_COUNT})", re.I)
+_LEADING_COUNT = re.compile(rf"\s*(?:{_QUALIFIER}\s+|~\s*)?(?P<count>{_COUNT})", re.I)
 _VAGUE_WORDS = re.compile(_VAGUE)
 
 _SENTENCE_BREAK = re.compile(
@@ -293,8 +314,11 @@ def parse_count(phrase: str) -> int | None:
     token = " ".join(match["count"].lower().replace("-", " ").split())
     if _VAGUE_WORDS.fullmatch(token):
         return None
+    if token == "another" and not phrase[match.end() :].strip():
+        return 1  # "another was injured"
     if re.fullmatch(_INDEFINITE, token):
-        if not _INDEFINITE_PERSON.match(phrase, match.start("count")):
+        person = _INDEFINITE_PERSON.match(phrase, match.start("count"))
+        if not person or (token not in ("a", "an", "another", "no") and _PLURAL.search(person[0])):
             return None
         return 0 if token == "no" else 1
     if token in ("no one", "nobody", "none"):
@@ -335,12 +359,15 @@ class _Statement:
 
 
 def _group_value(group: str) -> int | None:
-    """The sum over "three children and three adults"; a named shooter counts nothing."""
+    """The sum over "three children and three adults". A named shooter counts nothing, and
+    neither does a part already counted ("three people, two of them children")."""
     total, counted = 0, False
-    for member in _SPLIT_MEMBERS.split(group.strip()):
-        if _PERP_WORD.search(member) and not _NO_COUNT.match(member):
+    for index, member in enumerate(_SPLIT_MEMBERS.split(group.strip())):
+        if (_PERP_WORD.search(member) and not _NO_COUNT.match(member)) or (
+            index and _PARTITIVE_WORD.search(member)
+        ):
             continue
-        value = parse_count(member)
+        value = 1 if _TITLE_WORDS.fullmatch(member) else parse_count(member)
         if value is None:
             return None
         total, counted = total + value, True
@@ -386,8 +413,8 @@ def _statements(text: str) -> list[_Statement]:
 def _subject_holds(text: str, match: re.Match[str], end: int) -> bool:
     """Whether the count of a subject match is the people it happened to."""
     before = text[max(0, match.start() - 12) : match.start()]
-    if _REFERS_BACK.search(before) or before.rstrip(" \t").endswith(":"):
-        return False  # "the two students who...", or the value of a form line
+    if _REFERS_BACK.search(before) or _LABEL_AFTER.match(text, match.end()):
+        return False  # "the two students who...", or "3\nInjured: 5" in a form
     if _SUBSET_BEFORE.search(before):
         return False  # "three were killed, including a teacher, and seven were wounded"
     lexeme = match["death"] or match["injury"] or match["shot"]
@@ -460,9 +487,14 @@ def _total(chosen: list[_Statement]) -> int | None:
 
 
 def _agreement(statements: list[_Statement], kind: str, chosen: list[_Statement]) -> float:
-    """0.9 when every plain statement of a kind gives the same number, else 0.7."""
-    values = {s.value for s in statements if s.kind == kind and not (s.other or s.additive)}
-    return 0.9 if len(values) <= 1 or values == {chosen[0].value} else 0.7
+    """0.9 when no statement of the writer's incident left out gives another number."""
+    total = _total(chosen)
+    rivals = [
+        s
+        for s in statements
+        if s.kind == kind and not s.other and s not in chosen and s.value != total
+    ]
+    return 0.7 if rivals else 0.9
 
 
 def casualties(text: str) -> Casualties:

@@ -19,7 +19,8 @@ _HEADER_LINE = re.compile(r"^\s*\**(From|Sent|Date|To|Cc|Subject)\**\s*:\s*(.*)$
 _SIGN_OFF = re.compile(
     r"^\s*(?:thank you|thanks|many thanks|thank you for your help|regards|best regards|kind "
     r"regards|warm regards|respectfully|respectfully yours|sincerely|best|cheers|v/r|vr|"
-    r"stay safe|be safe|with gratitude|gratefully|appreciate it|in service)[\s,.!-]*$",
+    r"stay safe|be safe|with gratitude|gratefully|appreciate it|in service|"
+    r"(thank you|thanks)( (so|very) much)?( (for|in) [\w' ]{1,40})?)[\s,.!-]*$",
     re.I,
 )
 _SIG_DELIMITER = re.compile(r"^-- ?$")
@@ -100,7 +101,8 @@ def _split_signature(text: str) -> tuple[str, str]:
     window = max(0, len(lines) - 14)
     for i in range(len(lines) - 1, window - 1, -1):
         if _SIGN_OFF.match(lines[i]):
-            return "\n".join(lines[:i]), "\n".join(lines[i + 1 :]).strip()
+            rest = [line for line in lines[i + 1 :] if line.strip()]
+            return "\n".join(lines[:i]), "\n".join(rest)
     # No sign-off: the last paragraph, when it is short and looks like a signature.
     last_blank = max((i for i, line in enumerate(lines) if not line.strip()), default=-1)
     tail = [line for line in lines[last_blank + 1 :] if line.strip()]

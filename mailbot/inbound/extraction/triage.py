@@ -23,6 +23,7 @@ class Rule:
     patterns: tuple[re.Pattern[str], ...]
     max_days: int | None
     needs_incident: bool
+    suspect: str | None
 
 
 @lru_cache(maxsize=4)
@@ -41,17 +42,26 @@ def load_rules(rules_dir: Path) -> tuple[Rule, ...]:
                 tuple(compile_patterns(path, f"{where}.patterns", list(raw.get("patterns", [])))),
                 int(raw["max_days"]) if "max_days" in raw else None,
                 bool(raw.get("incident", False)),
+                raw.get("suspect"),
             )
         )
-    if not rules or rules[-1].patterns or rules[-1].max_days is not None:
+    last = rules[-1] if rules else None
+    if last is None or last.patterns or last.max_days is not None or last.suspect:
         raise RulesError(f"{path}: the last rule must have no condition (the default)")
     return tuple(rules)
 
 
 def priority(
-    rules: tuple[Rule, ...], text: str, incident: date | None, sent: date, has_incident: bool
+    rules: tuple[Rule, ...],
+    text: str,
+    incident: date | None,
+    sent: date,
+    has_incident: bool,
+    suspect: str | None = None,
 ) -> tuple[str, str]:
     for rule in rules:
+        if rule.suspect is not None and rule.suspect != suspect:
+            continue
         if rule.patterns and not any(p.search(text) for p in rule.patterns):
             continue
         if rule.max_days is not None:
