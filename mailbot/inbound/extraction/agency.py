@@ -73,7 +73,76 @@ def _domain_words(sender: str) -> set[str]:
     return {domain} | {domain.removesuffix(s) for s in ("pd", "so", "police", "sheriff", "dps")}
 
 
+_LOWER_AGENCY = re.compile(
+    r"\b((?:[a-z][\w.'’-]* ){1,3}?)(police department|police dept\.?|police services|"
+    r"sheriff'?s office|sheriff'?s department|department of public safety|state police|"
+    r"(?:c?isd )police department|(?:c?isd )police|university police department|police|pd|so|dps)\b"
+)
+_LOWER_STOP = frozenset(
+    [
+        "the",
+        "of",
+        "a",
+        "an",
+        "in",
+        "at",
+        "from",
+        "with",
+        "for",
+        "and",
+        "to",
+        "this",
+        "is",
+        "we",
+        "our",
+        "my",
+        "i",
+        "am",
+        "chief",
+        "sheriff",
+        "here",
+        "with",
+        "local",
+        "city",
+        "county",
+        "town",
+        "small",
+    ]
+)
+
+
+def lowercase_agency(rules: AgencyRules, text: str) -> str | None:
+    """An agency in text written all in lower case ("chief of the ellsworth police dept")."""
+    for match in _LOWER_AGENCY.finditer(text):
+        words = match.group(1).split()
+        while words and words[0] in _LOWER_STOP:
+            words.pop(0)
+        if not words or any(w in _LOWER_STOP for w in words):
+            continue
+        name = normalise(
+            rules, " ".join(w.capitalize() for w in words) + " " + _suffix(match.group(2))
+        )
+        if name:
+            return name
+    return None
+
+
+def _suffix(raw: str) -> str:
+    parts = []
+    for word in raw.split():
+        parts.append(word.upper() if word in ("pd", "so", "dps", "isd", "cisd") else word.title())
+    return " ".join(parts).replace("'S", "'s")
+
+
 def find_agency(rules: AgencyRules, doc: Any, signature_start: int, sender: str) -> Agency:
+    found = _from_entities(rules, doc, signature_start, sender)
+    if found.name is None:  # lower-case writing, or a name the ruler's patterns missed
+        name = lowercase_agency(rules, doc.text.lower())
+        return Agency(name, 0.5 if name else 0.0)
+    return found
+
+
+def _from_entities(rules: AgencyRules, doc: Any, signature_start: int, sender: str) -> Agency:
     candidates: dict[str, float] = {}
     text = doc.text
     domain = _domain_words(sender)

@@ -175,7 +175,9 @@ _AT_LARGE = re.compile(
     r"not (yet )?(been )?(apprehended|caught|located|identified|found|in custody)|"
     r"(neither|none|no one|nobody)( of them| one)? (is |are )?(in custody|arrested)|"
     r"(suspects?|shooters?|gunm[ae]n|attackers?) (fled|escaped|got away|outstanding)|on the run|"
-    r"(searching|looking) for (the )?(suspects?|shooters?|gunm[ae]n))\b",
+    r"(searching|looking) for (the )?(suspects?|shooters?|gunm[ae]n)|(still|remains?) (loose|in "
+    r"the area)|no (arrests? (has|have) been|one has been|arrests? (was|were)) (made|arrested|"
+    r"charged)|not (yet )?been (arrested|charged|identified))\b",
     re.I,
 )
 _DECEASED = re.compile(
@@ -188,7 +190,8 @@ _DECEASED = re.compile(
 _CUSTODY = re.compile(
     r"\b(in (our |their |police |federal |state |county )?custody|into custody|arrested|"
     r"apprehended|detained|booked|surrendered|under arrest|charged with|has been charged|"
-    r"held without bond|in jail)\b",
+    r"held without bond|in (the )?([\w-]+ ){0,3}jail|behind bars|in prison|pleaded guilty|"
+    r"convicted|sentenced)\b",
     re.I,
 )
 

@@ -118,11 +118,13 @@ _NUMERIC_CONTEXT = re.compile(r"(?:\bon|\bof|\bsince|\(|day,?)\s*$", re.I)
 _SAME_DAY = re.compile(r"\b(?:today|this (?:morning|afternoon|evening)|tonight)\b", re.I)
 _FUTURE_BEFORE = re.compile(r"\b(?:is|are|will be|be)\s+(?:on\s+|this\s+)?$", re.I)
 
+# "at 0740" counts as a clock time only after "at"/"about" (not "in 2019").
 _TIME = re.compile(
     r"(?=[\dmn])\b(?:(?P<noon>noon|midday)|(?P<midnight>midnight)"
     r"|(?P<hour>[01]?\d|2[0-3]):(?P<minute>[0-5]\d)(?:\s*(?P<meridiem>[ap])\.?\s?m\b\.?)?"
     r"|(?P<hour12>1[0-2]|0?[1-9])\s*(?P<meridiem12>[ap])\.?\s?m\b\.?"
-    r"|(?P<military>(?:[01]\d|2[0-3])[0-5]\d)\s*(?:hours|hrs|hr)\b)",
+    r"|(?P<military>(?:[01]\d|2[0-3])[0-5]\d)\s*(?:hours|hrs|hr)\b"
+    r"|(?<=at |ut )(?P<bare>(?:[01]\d|2[0-3])[0-5]\d)\b(?![-/.,]\d))",
     re.I,
 )
 _RANGE_AFTER = re.compile(r"\s*(?:-|\u2013|to|until)\s*\d", re.I)
@@ -440,8 +442,9 @@ def _time_value(match: re.Match[str], sentence: str) -> str:
         return "12:00"
     if match["midnight"]:
         return "00:00"
-    if match["military"]:
-        return f"{match['military'][:2]}:{match['military'][2:]}"
+    military = match["military"] or match["bare"]
+    if military:
+        return f"{military[:2]}:{military[2:]}"
     hour = int(match["hour"] or match["hour12"])
     minute = int(match["minute"] or 0)
     meridiem = (match["meridiem"] or match["meridiem12"] or "").lower()
@@ -462,11 +465,14 @@ def _time(
     # "following Saturday's attack. On Saturday, July 18, around 1:10 ...": every sentence
     # that names the chosen day can hold its time
     same_day = {doc.sentence_at(f.start) for f in found if chosen and f.day == chosen.day}
+    other_day = {doc.sentence_at(f.start) for f in found if chosen and f.day != chosen.day}
     best: tuple[float, str, tuple[int, int]] | None = None
     for match in _TIME.finditer(doc.text):
         index = doc.sentence_at(match.start())
         if index is None or _RANGE_AFTER.match(doc.text, match.end()):
             continue  # "8:00-5:00": office hours, not an event
+        if index in other_day - same_day:
+            continue  # the time of another day's event
         context = _context(doc, index, *match.span())
         if context is None:
             continue

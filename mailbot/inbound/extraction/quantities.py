@@ -84,7 +84,7 @@ _PERSON_STEMS = (
 # Listed people, and nouns for what people do ("fourth-grader", "technician", "motorist").
 _PERSON = (
     rf"(?:(?:{_PERSON_STEMS})s?|people|persons|children|men|women|man|woman|freshmen"
-    r"|deputy|deputies|baby|babies|staff|personnel|faculty|others|one"
+    r"|deputy|deputies|baby|babies|staff|personnel|faculty|others|one|\d{1,3}-years?-olds?"
     r"|(?!(?:number|quarter|corner|matter|letter|water|center|order|power|tower|trailer"
     r"|computer|chapter|cover|counter|border|door|floor|error|other|hour|minor)s?\b)"
     r"[a-z][a-z-]*(?:er|or|ist|ian)s?)\b"
@@ -231,7 +231,9 @@ _CASUALTY_WORD = re.compile(
 )
 _ADDITIVE = re.compile(r"\b(?:also|another|others?|additional|more|too|as well|else)\b", re.I)
 _SURVIVAL = re.compile(
-    r"\b(?:expected to (?:survive|recover)|survived|non-life-threatening)\b", re.I
+    r"\b(?:expected to (?:survive|recover)|survived|non-life-threatening|recovering"
+    r"|(?:critical|serious|stable|fair|good) condition)\b",
+    re.I,
 )
 _INDEFINITE_PERSON = re.compile(rf"(?:{_INDEFINITE})\s+(?:{_WORD}\s+){{0,2}}{_PERSON}", re.I)
 _PERP_WORD = re.compile(_PERP, re.I)
