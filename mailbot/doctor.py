@@ -15,6 +15,12 @@ def _line(status: str, what: str, text: str) -> None:
     print(f"{status:<5} {what:<9} {text}")
 
 
+def _hint(section: str, error: str, usual: str) -> str:
+    if "CERTIFICATE_VERIFY_FAILED" in error or "certificate verify failed" in error:
+        return f"the server's certificate is not trusted: set [{section}] ca_file to its CA (PEM)"
+    return f"check [{section}] {usual}"
+
+
 def check_database(cfg: Config) -> tuple[str, str]:
     where = db.describe(cfg.database_url)
     engine = db.make_engine(cfg.database_url)
@@ -52,7 +58,7 @@ def check_mailbox(cfg: Config) -> tuple[str, str]:
     try:
         source.connect()
     except MailbotError as exc:
-        return "FAIL", f"{exc}; check [imap] host, port, security and the password"
+        return "FAIL", f"{exc}; {_hint('imap', str(exc), 'host, port, security and the password')}"
     idle = "IDLE" if source.can_idle else "polling"
     source.close()
     return "ok", f"IMAP {cfg.imap.host}:{cfg.imap.port} folder {cfg.imap.folder} ({idle})"
@@ -88,7 +94,7 @@ def check_outgoing(cfg: Config) -> tuple[str, str]:
     except smtplib.SMTPAuthenticationError as exc:
         return "FAIL", f"{where}: login refused ({exc.smtp_code}): check [smtp] username/password"
     except (TimeoutError, OSError, smtplib.SMTPException) as exc:
-        return "FAIL", f"{where}: {exc}; check [smtp] host, port and security"
+        return "FAIL", f"{where}: {exc}; {_hint('smtp', str(exc), 'host, port and security')}"
     return "ok", f"{where} ({o.security})"
 
 

@@ -248,6 +248,7 @@ _NO_COUNT = re.compile(r"\s*(?:no|none)\b", re.I)
 _SPLIT_MEMBERS = re.compile(_SEPARATOR, re.I)
 _LEADING_COUNT = re.compile(rf"\s*(?:{_QUALIFIER}\s+|~\s*)?(?P<count>{_COUNT})", re.I)
 _VAGUE_WORDS = re.compile(_VAGUE)
+_INDEFINITE_WORD = re.compile(_INDEFINITE)
 
 _SENTENCE_BREAK = re.compile(
     r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])|\n[ \t]*\n\s*"
@@ -318,7 +319,7 @@ def parse_count(phrase: str) -> int | None:
         return None
     if token == "another" and not phrase[match.end() :].strip():
         return 1  # "another was injured"
-    if re.fullmatch(_INDEFINITE, token):
+    if _INDEFINITE_WORD.fullmatch(token):
         person = _INDEFINITE_PERSON.match(phrase, match.start("count"))
         if not person or (token not in ("a", "an", "another", "no") and _PLURAL.search(person[0])):
             return None
