@@ -22,7 +22,7 @@ from sqlalchemy.exc import OperationalError
 from mailbot import db
 from mailbot.config import Config
 from mailbot.errors import MailboxError
-from mailbot.inbound import ledger
+from mailbot.inbound import extraction, ledger
 from mailbot.inbound.mailbox import MailboxSource, MaildirSource, make_source
 from mailbot.inbound.pipeline import Pipeline
 from mailbot.jobs.scheduler import make_scheduler
@@ -46,13 +46,14 @@ class Daemon:
         self.send_lock = threading.Lock()
 
     def prepare(self) -> None:
+        self.pipeline.filter_context  # noqa: B018 - load and validate the rules first
+        extraction.preload(self.cfg.rules_dir)
         if self.cfg.database.auto_upgrade:
             before, after = db.upgrade(self.engine)
             if before != after:
                 log.info("database migrated from %s to %s", before or "empty", after)
         else:
             db.check_schema(self.engine)
-        self.pipeline.filter_context  # noqa: B018 - load and validate the rules now
         if isinstance(self.source, MaildirSource):
             self.source.connect()
             self._drop_samples(self.source)

@@ -98,10 +98,22 @@ def check_outgoing(cfg: Config) -> tuple[str, str]:
     return "ok", f"{where} ({o.security})"
 
 
+def check_rules(cfg: Config) -> tuple[str, str]:
+    from mailbot.inbound.extraction import agency, classify, contact, triage
+    from mailbot.inbound.filters import FilterRules
+
+    FilterRules.load(cfg.rules_dir)
+    for module in (agency, classify, contact, triage):
+        module.load_rules(cfg.rules_dir)
+    files = len(list(cfg.rules_dir.glob("*.toml")))
+    return "ok", f"{cfg.rules_dir} ({files} rule files)"
+
+
 def run_checks(cfg: Config) -> int:
     _line("ok", "config", f"{cfg.source}")
     failed = 0
     for what, check in (
+        ("rules", check_rules),
         ("database", check_database),
         ("mailbox", check_mailbox),
         ("outgoing", check_outgoing),

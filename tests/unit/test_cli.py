@@ -131,6 +131,7 @@ def test_db_upgrade_and_doctor(conf, capsys):
     assert code == 0
     assert [line.split()[1] for line in lines] == [
         "config",
+        "rules",
         "database",
         "mailbox",
         "outgoing",
@@ -163,3 +164,23 @@ def test_doctor_on_an_empty_database(tmp_path, capsys):
     assert code == 1 and line.startswith("FAIL") and "run `mailbot db upgrade`" in line
     code, _, err = run(capsys, "cases", "list", "--config", str(manual))
     assert code == 1 and "run `mailbot db upgrade`" in err
+
+
+def test_bad_rule_file_is_one_line_naming_file_and_line(tmp_path, capsys):
+    import shutil
+
+    from tests.conftest import ROOT
+
+    rules = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", rules)
+    text = (rules / "incident_types.toml").read_text()
+    (rules / "incident_types.toml").write_text(
+        text.replace('"stabbing|stabbed', '"(stabbing|stabbed')
+    )
+    conf = write_config(tmp_path, f'[paths]\nrules = "{rules}"')
+    code, out, _ = run(capsys, "doctor", "--config", str(conf))
+    [line] = [x for x in out.splitlines() if x.split()[1] == "rules"]
+    assert code == 1 and line.startswith("FAIL")
+    assert "incident_types.toml:" in line and "weapons.stabbing: bad pattern" in line
+    code, _, err = run(capsys, "run", "--config", str(conf))
+    assert code == 1 and err.count("\n") == 1 and "incident_types.toml:" in err

@@ -81,6 +81,15 @@ def _area_codes(*texts: str) -> list[str]:
     return codes
 
 
+def preload(rules_dir: Path) -> None:
+    """Compile every extraction rule file and load the spaCy pipeline (RulesError if bad)."""
+    agency_mod.load_rules(rules_dir)
+    classify.load_rules(rules_dir)
+    contact.load_rules(rules_dir)
+    triage.load_rules(rules_dir)
+    nlp.load(rules_dir)
+
+
 def extract(msg: ParsedMessage, rules_dir: Path, doc: Any | None = None) -> Extraction:
     """The fields of one request; ``doc`` is its spaCy doc when made in a batch."""
     prepared = text.prepare(msg.text[:MAX_CHARS])
