@@ -186,8 +186,15 @@ def case_json(session: Session, case: Case) -> dict[str, Any]:
         "contact_email": contact.email if contact else None,
         "contact_phone": contact.phone if contact else None,
         "needs_review": list((case.extraction or {}).get("needs_review", [])),
+        "advisor": _advisor(session, case),
+        "checkins": case.checkins,
         "opened_at": case.opened_at.isoformat(),
     }
+
+
+def _advisor(session: Session, case: Case) -> str | None:
+    assignment = service.active_assignment(session, case)
+    return assignment.advisor_email if assignment else None
 
 
 def cmd_cases_list(args: argparse.Namespace, cfg: Config) -> int:
@@ -236,6 +243,33 @@ def cmd_cases_show(args: argparse.Namespace, cfg: Config) -> int:
     for e in events:
         detail = "; ".join(f"{k}={v}" for k, v in e["detail"].items())
         print(f"  {e['at']}  {e['kind']:<14} {e['actor']} via {e['via']}  {detail}".rstrip())
+    return 0
+
+
+def cmd_cases_assign(args: argparse.Namespace, cfg: Config) -> int:
+    import getpass
+
+    from mailbot.outbound import outbox
+    from mailbot.outbound.transport import make_transport
+    from mailbot.roster import load as load_roster
+
+    roster = load_roster(cfg)
+    advisor = roster.find(args.email)
+    if advisor is None or advisor.is_coordinator:
+        raise NotFound(f"{args.email}: not an advisor on the roster ([roster] path)")
+    factory = _open_db(cfg)
+    with db.transaction(factory) as session:
+        case = service.find(session, args.ref)
+        if case is None:
+            raise NotFound(f"case {args.ref}: no such case")
+        service.assign(session, cfg, case, advisor, f"cli:{getpass.getuser()}", "cli")
+        ref = case.ref
+    transport = make_transport(cfg)
+    try:
+        outbox.send_due(factory, transport, cfg)
+    finally:
+        transport.close()
+    print(f"{ref}: assigned to {advisor.name} <{advisor.email}>")
     return 0
 
 
@@ -344,6 +378,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--status")
     p.add_argument("--priority")
     p.add_argument("--json", action="store_true")
+    p = add("assign", cmd_cases_assign, "assign an advisor from the roster", cases)
+    p.add_argument("ref")
+    p.add_argument("email")
     p = add("show", cmd_cases_show, "show one case and its timeline", cases)
     p.add_argument("ref")
     p.add_argument("--json", action="store_true")

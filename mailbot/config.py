@@ -95,6 +95,17 @@ class CoordinatorsSection:
 
 
 @dataclass(frozen=True)
+class RosterSection:
+    path: str = ""
+
+
+@dataclass(frozen=True)
+class SecuritySection:
+    require_authenticated_sender: bool = False
+    trusted_authserv_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class LimitsSection:
     max_message_bytes: int = 25 * 1024 * 1024
     auto_replies_per_sender_per_day: int = 3
@@ -115,6 +126,8 @@ class Config:
     outgoing: OutgoingSection = field(default_factory=OutgoingSection)
     smtp: SmtpSection = field(default_factory=SmtpSection)
     coordinators: CoordinatorsSection = field(default_factory=CoordinatorsSection)
+    roster: RosterSection = field(default_factory=RosterSection)
+    security: SecuritySection = field(default_factory=SecuritySection)
     limits: LimitsSection = field(default_factory=LimitsSection)
     paths: PathsSection = field(default_factory=PathsSection)
     source: str = "embedded defaults"
@@ -230,6 +243,13 @@ def _validate(cfg: Config) -> None:
         fail("[imap] after", "must be 'move' or 'flag'")
     if not 60 <= cfg.imap.idle_renew_seconds <= 600:
         fail("[imap] idle_renew_seconds", "must be between 60 and 600 (RFC 2177: under 29 min)")
+    if cfg.security.require_authenticated_sender and not cfg.security.trusted_authserv_ids:
+        fail(
+            "[security] trusted_authserv_ids",
+            "name the authserv-id of your mail server when require_authenticated_sender = true",
+        )
+    if cfg.roster.path and not cfg.path(cfg.roster.path).is_file():
+        fail("[roster] path", f"{cfg.path(cfg.roster.path)} does not exist")
     if cfg.outgoing.max_attempts < 1:
         fail("[outgoing] max_attempts", "must be at least 1")
     if cfg.limits.max_message_bytes < 1024:

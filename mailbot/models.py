@@ -150,12 +150,54 @@ class Case(Base):
     extraction: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     subject: Mapped[str | None] = mapped_column(String(500))
     request_id: Mapped[int | None] = mapped_column(Integer)  # the ledger row of the request
+    suggestions: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
+    closed_reason: Mapped[str | None] = mapped_column(Text)
+    checkins: Mapped[str] = mapped_column(String(16), default="on", server_default="on")
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     agency: Mapped[Agency | None] = relationship()
     contact: Mapped[Contact | None] = relationship()
     events: Mapped[list[CaseEvent]] = relationship(back_populates="case", order_by="CaseEvent.id")
+
+
+class Assignment(Base):
+    """An advisor on a case; the active one (ended_at is None) gets the agency's replies."""
+
+    __tablename__ = "assignments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    advisor_email: Mapped[str] = mapped_column(String(320), index=True)
+    advisor_name: Mapped[str] = mapped_column(String(200))
+    assigned_by: Mapped[str] = mapped_column(String(320))
+    assigned_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class FollowUp(Base):
+    """A check-in due on a case: created when the case opens, sent once by the sweep."""
+
+    __tablename__ = "follow_ups"
+    __table_args__ = (UniqueConstraint("case_id", "phase"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    phase: Mapped[str] = mapped_column(String(40))
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class Digest(Base):
+    """One digest per recipient and period: the row is written with the digest's outbox row."""
+
+    __tablename__ = "digests"
+    __table_args__ = (UniqueConstraint("recipient", "period"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    recipient: Mapped[str] = mapped_column(String(320))
+    period: Mapped[str] = mapped_column(String(32))  # the local date it covers up to
+    since: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class CaseEvent(Base):

@@ -7,26 +7,32 @@ it causes (written to the outbox) commit together or not at all.
 from __future__ import annotations
 
 import secrets
-from datetime import timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from mailbot.cases import matching
 from mailbot.config import Config
 from mailbot.inbound.extraction import Extraction
 from mailbot.inbound.parse import ParsedMessage
+from mailbot.jobs import cadence
+from mailbot.jobs.cadence import due_times
 from mailbot.models import (
     Agency,
+    Assignment,
     Case,
     CaseEvent,
     CaseSequence,
     Contact,
+    FollowUp,
     InboundMessage,
     OutboundMessage,
     utcnow,
 )
 from mailbot.outbound.compose import enqueue, one_line, plus_address, valid_address
+from mailbot.roster import Person, Roster
 from mailbot.vocabulary import INCIDENT_TYPES, SERVICES
 
 AUTOMATIC_KINDS = ("ack", "checkin", "forward", "confirm")
@@ -104,7 +110,12 @@ def understood(ex: Extraction) -> dict[str, Any]:
 
 
 def open_case(
-    session: Session, cfg: Config, inbound: InboundMessage, msg: ParsedMessage, ex: Extraction
+    session: Session,
+    cfg: Config,
+    inbound: InboundMessage,
+    msg: ParsedMessage,
+    ex: Extraction,
+    roster: Roster | None = None,
 ) -> Case:
     """Open a case for a new request, with its acknowledgement and coordinator alert."""
     now = utcnow()
@@ -132,6 +143,15 @@ def open_case(
         opened_at=now,
         updated_at=now,
     )
+    suggestions = matching.rank(
+        roster or Roster(),
+        matching.open_cases(session),
+        incident_type=ex.incident_type,
+        services=ex.services,
+        state=ex.state,
+        agency=ex.agency,
+    )
+    case.suggestions = [s.person.email for s in suggestions]
     session.add(case)
     session.flush()
     session.add(
@@ -144,6 +164,7 @@ def open_case(
             inbound_id=inbound.id,
         )
     )
+    plan_followups(session, cfg, case)
     context = {
         "case": case,
         "organisation": cfg.mailbot.organisation,
@@ -209,6 +230,7 @@ def open_case(
             "received_from": msg.from_addr,
             "request_subject": one_line(msg.subject, 200),
             "request_text": msg.text[:20_000],
+            "suggestions": suggestions,
         },
         auto_submitted="auto-generated",
         case_id=case.id,
@@ -220,20 +242,271 @@ def open_case(
     return case
 
 
-def record_reply(session: Session, case: Case, inbound: InboundMessage, msg: ParsedMessage) -> None:
-    """A reply on a case thread becomes a case event; commands come with the advisors issue."""
+def event(
+    session: Session,
+    case: Case,
+    kind: str,
+    actor: str,
+    via: str,
+    inbound_id: int | None = None,
+    **detail: Any,
+) -> None:
     case.updated_at = utcnow()
     session.add(
         CaseEvent(
-            case_id=case.id,
-            actor=msg.from_addr or "unknown",
-            via="email",
-            kind="reply",
-            detail={"subject": one_line(msg.subject, 200), "chars": len(msg.text)},
-            inbound_id=inbound.id,
+            case_id=case.id, actor=actor, via=via, kind=kind, detail=detail, inbound_id=inbound_id
         )
+    )
+
+
+def record_reply(
+    session: Session, case: Case, inbound: InboundMessage, msg: ParsedMessage, role: str
+) -> None:
+    """Every reply on a case thread becomes a case event, whoever wrote it."""
+    event(
+        session,
+        case,
+        "reply",
+        msg.from_addr or "unknown",
+        "email",
+        inbound.id,
+        role=role,
+        subject=one_line(msg.subject, 200),
+        chars=len(msg.text),
     )
 
 
 def find(session: Session, ref: str) -> Case | None:
     return session.scalars(select(Case).where(Case.ref == ref.upper())).first()
+
+
+def thread_ids(session: Session, cfg: Config, case: Case) -> list[str]:
+    """Message-IDs a mail about the case refers to: the request, then our acknowledgement."""
+    ids = []
+    if case.request_id is not None:
+        request = session.get(InboundMessage, case.request_id)
+        if request is not None and request.message_id:
+            ids.append(request.message_id)
+    ack = session.scalars(
+        select(OutboundMessage.message_id).where(OutboundMessage.dedupe_key == f"ack.{case.ref}")
+    ).first()
+    return [*ids, ack] if ack else ids
+
+
+def active_assignment(session: Session, case: Case) -> Assignment | None:
+    return session.scalars(
+        select(Assignment).where(Assignment.case_id == case.id, Assignment.ended_at.is_(None))
+    ).first()
+
+
+def summary(session: Session, case: Case) -> dict[str, Any]:
+    """What mails about a case show of it: no casualty figures, no names of victims."""
+    contact = session.get(Contact, case.contact_id) if case.contact_id else None
+    place = ", ".join(p for p in (case.city, case.state) if p) or None
+    return {
+        "ref": case.ref,
+        "status": case.status,
+        "priority": case.priority,
+        "agency": case.agency.name if case.agency else None,
+        "place": place,
+        "incident": INCIDENT_TYPES.get(case.incident_type or ""),
+        "incident_date": case.incident_date.strftime("%B %-d, %Y") if case.incident_date else None,
+        "services": [SERVICES[s] for s in case.services or [] if s in SERVICES],
+        "contact_name": contact.name if contact else None,
+        "contact_title": contact.title if contact else None,
+        "contact_email": contact.email if contact else None,
+        "contact_phone": contact.phone if contact else None,
+    }
+
+
+def assign(
+    session: Session,
+    cfg: Config,
+    case: Case,
+    person: Person,
+    actor: str,
+    via: str,
+    inbound_id: int | None = None,
+) -> Assignment:
+    """Assign an advisor; the advisor gets the case, the agency an introduction."""
+    current = active_assignment(session, case)
+    if current is not None and current.advisor_email == person.email:
+        return current
+    if current is not None:
+        current.ended_at = utcnow()
+    assignment = Assignment(
+        case_id=case.id,
+        advisor_email=person.email,
+        advisor_name=person.name,
+        assigned_by=actor,
+        assigned_at=utcnow(),
+    )
+    session.add(assignment)
+    session.flush()
+    if case.status == "new":
+        case.status = "active"
+    event(
+        session,
+        case,
+        "assigned",
+        actor,
+        via,
+        inbound_id,
+        advisor=person.email,
+        replaced=current.advisor_email if current else None,
+    )
+    thread = thread_ids(session, cfg, case)
+    request = session.get(InboundMessage, case.request_id) if case.request_id else None
+    context = {
+        "case": summary(session, case),
+        "advisor": person,
+        "organisation": cfg.mailbot.organisation,
+        "coordinator": cfg.coordinators,
+        "request_text": _request_text(request),
+    }
+    reply_to = plus_address(cfg, case.token)
+    enqueue(
+        session,
+        cfg,
+        dedupe_key=f"assign.{case.ref}.{assignment.id}",
+        kind="assignment",
+        to=[person.email],
+        subject=f"[{case.ref}] New assignment: {context['case']['agency'] or 'agency'}",
+        template="advisor/assignment",
+        context=context,
+        auto_submitted="auto-generated",
+        case_id=case.id,
+        case_ref=case.ref,
+        inbound_id=inbound_id,
+        in_reply_to=thread[0] if thread else None,
+        references=thread,
+        reply_to=reply_to,
+    )
+    contact = session.get(Contact, case.contact_id) if case.contact_id else None
+    if contact is not None and valid_address(contact.email):
+        enqueue(
+            session,
+            cfg,
+            dedupe_key=f"intro.{case.ref}.{assignment.id}",
+            kind="intro",
+            to=[contact.email],
+            subject=f"Your MVAI peer advisor [{case.ref}]",
+            template="agency/advisor_intro",
+            context=context,
+            case_id=case.id,
+            case_ref=case.ref,
+            inbound_id=inbound_id,
+            in_reply_to=thread[-1] if thread else None,
+            references=thread,
+            reply_to=reply_to,
+        )
+    return assignment
+
+
+def _request_text(request: InboundMessage | None) -> str:
+    if request is None or request.raw is None:
+        return ""
+    from mailbot.inbound.parse import parse
+
+    return parse(request.raw).text[:20_000]
+
+
+def set_status(
+    session: Session,
+    case: Case,
+    status: str,
+    actor: str,
+    via: str,
+    inbound_id: int | None = None,
+    reason: str | None = None,
+) -> None:
+    previous = case.status
+    case.status = status
+    if status == "closed":
+        case.closed_reason = reason
+    event(session, case, "status", actor, via, inbound_id, old=previous, new=status, reason=reason)
+
+
+def set_priority(
+    session: Session,
+    case: Case,
+    priority: str,
+    actor: str,
+    via: str,
+    inbound_id: int | None = None,
+) -> None:
+    previous = case.priority
+    case.priority = priority
+    case.priority_reason = f"set by {actor}"
+    event(session, case, "priority", actor, via, inbound_id, old=previous, new=priority)
+
+
+def add_note(
+    session: Session, case: Case, text: str, actor: str, via: str, inbound_id: int | None = None
+) -> None:
+    event(session, case, "note", actor, via, inbound_id, text=text[:2000])
+
+
+def plan_followups(session: Session, cfg: Config, case: Case) -> int:
+    """(Re)create the pending check-ins of a case from the cadence; returns how many."""
+    tz = cfg.tz
+    anchor = case.incident_date or case.opened_at.astimezone(tz).date()
+    pending = session.scalars(
+        select(FollowUp).where(FollowUp.case_id == case.id, FollowUp.status == "pending")
+    ).all()
+    existing = {
+        f.phase: f for f in session.scalars(select(FollowUp).where(FollowUp.case_id == case.id))
+    }
+    planned = due_times(cadence.load(cfg.rules_dir), anchor, case.opened_at, tz)
+    names = {phase.name for phase, _ in planned}
+    for row in pending:
+        if row.phase not in names and not row.phase.startswith("manual"):
+            row.status = "cancelled"
+    count = 0
+    for phase, due in planned:
+        row = existing.get(phase.name)
+        if row is None:
+            session.add(FollowUp(case_id=case.id, phase=phase.name, due_at=due, status="pending"))
+            count += 1
+        elif row.status == "pending":
+            row.due_at = due
+            count += 1
+    session.flush()
+    return count
+
+
+def schedule_checkin(
+    session: Session, cfg: Config, case: Case, when: date, actor: str, inbound_id: int | None
+) -> FollowUp:
+    """An extra check-in on ``when`` (asked by an advisor or coordinator)."""
+    due = datetime.combine(when, time(cadence.load(cfg.rules_dir).send_hour), tzinfo=cfg.tz)
+    phase = f"manual-{when.isoformat()}"
+    row = session.scalars(
+        select(FollowUp).where(FollowUp.case_id == case.id, FollowUp.phase == phase)
+    ).first()
+    if row is None:
+        row = FollowUp(case_id=case.id, phase=phase, due_at=due, status="pending")
+        session.add(row)
+    else:
+        row.status, row.due_at = "pending", due
+    if case.checkins == "paused":
+        case.checkins = "on"
+    event(session, case, "checkin_scheduled", actor, "email", inbound_id, due=when.isoformat())
+    session.flush()
+    return row
+
+
+def set_checkins(
+    session: Session, case: Case, state: str, actor: str, via: str, inbound_id: int | None
+) -> None:
+    """Check-ins on, paused or stopped; stopping cancels the pending ones."""
+    if state not in ("on", "paused", "stopped"):
+        raise ValueError(state)
+    previous = case.checkins
+    case.checkins = state
+    if state == "stopped":
+        for row in session.scalars(
+            select(FollowUp).where(FollowUp.case_id == case.id, FollowUp.status == "pending")
+        ):
+            row.status = "cancelled"
+    event(session, case, "checkins", actor, via, inbound_id, old=previous, new=state)

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from mailbot.cases import service
+from mailbot.cases import replies, service
 from mailbot.config import Config
 from mailbot.db import transaction
 from mailbot.errors import Discard, Quarantine
@@ -31,6 +31,8 @@ from mailbot.inbound.extraction import extract
 from mailbot.inbound.parse import ParsedMessage, parse
 from mailbot.inbound.thread_match import match_case
 from mailbot.models import InboundMessage, utcnow
+from mailbot.roster import Roster
+from mailbot.roster import load as load_roster
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +67,10 @@ class Pipeline:
     def __init__(self, cfg: Config, factory: sessionmaker[Session]) -> None:
         self.cfg = cfg
         self.factory = factory
+
+    @cached_property
+    def roster(self) -> Roster:
+        return load_roster(self.cfg)
 
     @cached_property
     def filter_context(self) -> filters.FilterContext:
@@ -138,15 +144,15 @@ class Pipeline:
             return _Result("ignored", exc.kind, reason=exc.reason)
         case = match_case(session, self.cfg, msg)
         if case is not None:
-            service.record_reply(session, case, row, msg)
-            return _Result("processed", "reply", case.ref, case.id)
+            outcome = replies.handle_reply(session, self.cfg, self.roster, case, row, msg)
+            return _Result("processed", "reply", case.ref, case.id, reason=outcome)
         if not msg.text.strip() and not msg.subject.strip():
             return _Result("ignored", "other", reason="empty message: no subject and no text")
         return self._open(session, row, msg)
 
     def _open(self, session: Session, row: InboundMessage, msg: ParsedMessage) -> _Result:
         fields = extract(msg, self.cfg.rules_dir)
-        case = service.open_case(session, self.cfg, row, msg, fields)
+        case = service.open_case(session, self.cfg, row, msg, fields, self.roster)
         return _Result("processed", "request", case.ref, case.id)
 
     @staticmethod

@@ -57,6 +57,7 @@ def build(
     message_id: str,
     to: Sequence[str],
     subject: str,
+    cc: Sequence[str] = (),
     text: str,
     html: str,
     auto_submitted: str,
@@ -69,6 +70,8 @@ def build(
     local, _, domain = cfg.mailbot.address.partition("@")
     msg["From"] = Address(one_line(cfg.mailbot.display_name, 80), local, domain)
     msg["To"] = ", ".join(to)
+    if cc:
+        msg["Cc"] = ", ".join(cc)
     msg["Subject"] = one_line(subject, 250)
     msg["Date"] = format_datetime(utcnow())
     msg["Message-ID"] = f"<{message_id}>"
@@ -97,6 +100,7 @@ def enqueue(
     to: Sequence[str],
     subject: str,
     template: str,
+    cc: Sequence[str] = (),
     context: dict[str, Any],
     auto_submitted: str = "auto-replied",
     case_id: int | None = None,
@@ -112,15 +116,17 @@ def enqueue(
     ).first()
     if existing is not None:
         return existing
-    recipients = sorted({a.strip().lower() for a in to if valid_address(a)})
-    if not recipients:
+    to_addrs = sorted({a.strip().lower() for a in to if valid_address(a)})
+    if not to_addrs:
         raise ValueError(f"{kind}: no valid recipient address")
+    cc_addrs = sorted({a.strip().lower() for a in cc if valid_address(a)} - set(to_addrs))
     text, html = render(cfg.templates_dir, template, context)
     message_id = make_message_id(cfg, dedupe_key)
     msg = build(
         cfg,
         message_id=message_id,
-        to=recipients,
+        to=to_addrs,
+        cc=cc_addrs,
         subject=subject,
         text=text,
         html=html,
@@ -135,7 +141,7 @@ def enqueue(
         case_id=case_id,
         inbound_id=inbound_id,
         kind=kind,
-        recipients=recipients,
+        recipients=to_addrs + cc_addrs,
         subject=str(msg["Subject"]),
         message_id=message_id,
         raw=msg.as_bytes(),

@@ -86,7 +86,7 @@ def test_same_message_id_different_content_is_not_a_duplicate(
         assert session.scalar(select(func.count(Case.id))) == 2
 
 
-def test_reply_joins_case_and_sends_nothing(cfg: Config, factory: sessionmaker[Session]):
+def test_reply_joins_case_and_is_not_acknowledged(cfg: Config, factory: sessionmaker[Session]):
     ingest(cfg, factory, request_message(message_id="<req-2@harlanpd.test>"), "a")
     with factory() as session:
         case = session.scalars(select(Case)).one()
@@ -102,7 +102,11 @@ def test_reply_joins_case_and_sends_nothing(cfg: Config, factory: sessionmaker[S
         kinds = [e.kind for e in session.scalars(select(CaseEvent).order_by(CaseEvent.id))]
         assert kinds == ["opened", "reply"]
         assert session.scalar(select(func.count(Case.id))) == 1
-    assert len(outbox(factory)) == 2
+    # No second acknowledgement: the agency's reply is forwarded (to the coordinators while no
+    # advisor is assigned), never answered automatically.
+    assert [(o.kind, o.recipients) for o in outbox(factory)] == [
+        ("ack", ["dwhitfield@harlanpd.test"]), ("alert", ["coord@mvai.test"]),
+        ("forward", ["coord@mvai.test"])]
 
 
 def test_reply_by_plus_address_token(cfg: Config, factory: sessionmaker[Session]):

@@ -1,0 +1,430 @@
+"""Reply text: the words the sender wrote in this message, without what they replied to.
+
+In: a message body (plain text, or HTML with ``html=True``) for ``new_text``, or a whole message
+for ``reply_text`` (its first text/plain part, else its HTML). Out: the new text, trimmed; ""
+when the message holds nothing new (a bare forward, a quote with no answer). Advisors' commands
+(``#status active``) are read from this text only, so when unsure a line counts as quoted.
+On failure: nothing is raised; a body that breaks a rule gives "" and a warning in the log.
+Work is capped (characters read, characters a pattern sees per line), so time stays linear.
+
+Rules, in order:
+1. HTML only: cut the markup at the first quoting marker (``<blockquote type="cite">``,
+   ``gmail_quote``, ``divRplyFwdMsg``, ``appendonsend``, Outlook's ``border-top:solid`` header
+   box, ``yahoo_quoted``, Thunderbird's ``moz-cite-prefix``, ...), then reduce it to text.
+2. Walk the lines from the top:
+   a. a ``>`` block is dropped, with the blank lines after it; text after it stays (an inline
+      or bottom-posted answer);
+   b. an attribution ("On ... wrote:", "Am ... schrieb ...:", "Le ... a écrit :", a date and
+      an address ending in ":", wrapped over up to three lines) right above a ``>`` block is
+      dropped with it; above anything else it ends the new text;
+   c. a separator ("-----Original Message-----", "Begin forwarded message:", an underscore rule
+      above headers) or a header block ("From: / Sent: / To: / Subject:" in a dozen languages,
+      two or more of them together) ends the new text.
+3. Signature: cut at a "-- " or underscore line, at a "Sent from my ..." line near the end (one
+   at the very top is dropped alone), and at a sign-off ("Thanks,", "Best regards") followed by
+   a short name block at the end.
+4. Blank lines at either end are trimmed.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from email.message import Message
+
+from mailbot.inbound.parse import html_to_text, parse
+
+log = logging.getLogger(__name__)
+
+_MAX_BODY_CHARS = 100_000  # the new text is at the top; history beyond this is not read
+_MAX_HTML_CHARS = 500_000
+_MAX_LINE_CHARS = 400  # what the line patterns see of one line
+_ATTRIBUTION_LINES = 3  # an attribution wraps over at most this many lines
+_HEADER_WINDOW = 6
+_WRAP_COLUMN = 60  # a quoted line this long may have been wrapped by the client  # lines after a "From:" in which the other headers must follow
+_SIGNATURE_TAIL_LINES = 4  # non-blank lines that may follow a mobile or sign-off line
+
+# --- HTML -------------------------------------------------------------------------------------
+
+_HTML_QUOTE_MARKERS = re.compile(
+    r"""<blockquote[^>]*\btype\s*=\s*["']?cite"""
+    r"""|<div[^>]*\bclass\s*=\s*["']?[^"'>]*\b(?:gmail_quote|gmail_attr|yahoo_quoted|moz-cite-prefix"""
+    r"""|moz-forward-container|OutlookMessageHeader|mailru_quote)"""
+    r"""|<(?:div|span)[^>]*\bid\s*=\s*["']?(?:divRplyFwdMsg|appendonsend|OLK_SRC_BODY_SECTION"""
+    r"""|yahoo_quoted)"""
+    r"""|<hr[^>]*\bid\s*=\s*["']?stopSpelling"""
+    r"""|<div[^>]*\bstyle\s*=\s*["'][^"'>]*border-top\s*:\s*solid\s+#(?:E1E1E1|B5C4DF)""",
+    re.IGNORECASE,
+)
+_HTML_PRE = re.compile(r"<pre\b", re.IGNORECASE)
+_HTML_NEWLINES = re.compile(r"[\r\n]+")
+
+# --- quotes and attributions -----------------------------------------------------------------
+
+_QUOTE = re.compile(r"^[ \t]*>")
+_ADDRESS_CLOSE = re.compile(r"^\s*>\s*[:：]\s*$")
+_WROTE = (
+    r"wrote|writes|a\s+écrit|écrit|schrieb|geschrieben|escribió|escribio|escreveu|escreve"
+    r"|ha\s+scritto|scrisse|schreef|geschreven|skrev|skreiv|kirjoitti|napisał\(a\)|napisała"
+    r"|napisał|pisze|napsal\(a\)|napsala|napsal|написал\(а\)|написала|написал|написав|пишет"
+    r"|írta|a\s+scris|έγραψε|yazdı|va\s+escriure"
+)
+_ATTRIBUTION_VERB = re.compile(
+    rf"(?:(?<!\w)(?:{_WROTE})(?!\w)[^\n]{{0,120}}?[:：]|写道|寫道|のメッセージ|작성)\s*[:：]?\s*$",
+    re.IGNORECASE,
+)
+_ATTRIBUTION_VERB_NO_COLON = re.compile(rf"(?<!\w)(?:{_WROTE})\s*$", re.IGNORECASE)
+_ATTRIBUTION_START = re.compile(
+    r"^\s*(?:On|Le|Am|El|Il|Op|Em|På|Den|W\s+dniu|Dnia|Dne|В|Στις|Kl\.|在)(?!\w)"
+    r"|^\s*\d{1,4}[./-]\d{1,2}[./-]\d{1,4}|^\s*\d{4}年",
+    re.IGNORECASE,
+)
+_EMAIL = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
+_DATE_OR_TIME = re.compile(r"\d{1,4}[./-]\d{1,2}[./-]\d{1,4}|\d{1,2}[:.]\d{2}|(?:19|20)\d{2}")
+
+# --- separators and header blocks -------------------------------------------------------------
+
+_SEPARATOR = re.compile(
+    r"^\s*[-_=*]{2,}\s*(?:original\s+message|ursprüngliche\s+nachricht|message\s+d'origine"
+    r"|mensaje\s+original|messaggio\s+originale|oorspronkelijk\s+bericht|oprindelig\s+besked"
+    r"|opprinnelig\s+melding|ursprungligt\s+meddelande|originalmeddelande|alkuperäinen\s+viesti"
+    r"|wiadomość\s+oryginalna|oryginalna\s+wiadomość|původní\s+zpráva|eredeti\s+üzenet"
+    r"|исходное\s+сообщение|пересылаемое\s+сообщение|forwarded\s+message|weitergeleitete\s+nachricht"
+    r"|message\s+transféré|mensaje\s+reenviado|messaggio\s+inoltrato|doorgestuurd\s+bericht"
+    r"|mensagem\s+original|mensagem\s+encaminhada|videresendt\s+(?:melding|besked)"
+    r"|vidarebefordrat\s+meddelande|reply\s+message|original)\s*[-_=*]{2,}\s*$"
+    r"|^\s*(?:begin\s+forwarded\s+message|anfang\s+der\s+weitergeleiteten\s+nachricht"
+    r"|début\s+du\s+message\s+réexpédié|inicio\s+del\s+mensaje\s+reenviado"
+    r"|inizio\s+messaggio\s+inoltrato|doorgestuurd\s+bericht|forwarded\s+message)\s*[:：]?\s*$",
+    re.IGNORECASE,
+)
+_RULE = re.compile(r"^\s*(?:_{2,}|-{3,}|={3,}|\*{3,})\s*$")
+_UNDERSCORE_RULE = re.compile(r"^\s*_{2,}\s*$")
+_FROM_KEYS = (
+    r"from|von|de|da|van|fra|från|od|от|від|lähettäjä|feladó|kimden|από|expéditeur|remitente"
+    r"|mittente|afzender|avsändare|nadawca|odesílatel|от\s+кого|发件人|寄件者|差出人|보낸\s+사람"
+)
+_DATE_KEYS = (
+    r"sent|date|gesendet|datum|envoyé(?:\s+le)?|enviado|fecha|inviato|data|verzonden|sendt"
+    r"|skickat|wysłano|отправлено|дата|lähetetty|päivämäärä|elküldve|dátum|gönderildi|tarih"
+    r"|odesláno|发送时间|日期|傳送時間|送信日時|보낸\s+날짜|στάλθηκε|ημερομηνία|message\s+du"
+)
+_OTHER_KEYS = (
+    r"to|an|à|a|para|aan|til|till|do|кому|vastaanottaja|címzett|kime|komu|收件人|收件者|宛先"
+    r"|받는\s+사람|προς|cc|kopie|copie\s+à|subject|betreff|objet|asunto|oggetto|onderwerp|emne"
+    r"|ämne|temat|тема|aihe|tárgy|konu|předmět|主题|主旨|件名|제목|θέμα|sujet|assunto|reply-to"
+)
+_HEADER_KEY = r"^\s*[*_]{{0,2}}(?:{keys})[*_]{{0,2}}\s*[:：][*_]{{0,2}}"
+_FROM_HEADER = re.compile(_HEADER_KEY.format(keys=_FROM_KEYS), re.IGNORECASE)
+_DATE_HEADER = re.compile(_HEADER_KEY.format(keys=_DATE_KEYS), re.IGNORECASE)
+_ANY_HEADER = re.compile(
+    _HEADER_KEY.format(keys=f"{_FROM_KEYS}|{_DATE_KEYS}|{_OTHER_KEYS}"), re.IGNORECASE
+)
+
+# --- signatures -------------------------------------------------------------------------------
+
+_SIG_DELIMITER = re.compile(r"^--\s*$")
+_URL_TAIL = r"(?:\s*[<\[(]\s*(?:https?://|mailto:)[^\s>\])]*\s*[>\])])?"
+_MOBILE = re.compile(
+    r"^\s*(?:"
+    r"sent\s+(?:from|with|via|using|by)\s+(?:my\s+|the\s+)?[^\s,;:][^,;:]{0,50}"
+    r"|get\s+outlook\s+for\s+\w+"
+    r"|envoyé\s+(?:de|depuis|à\s+partir\s+de|avec)\s+[^,;]{1,50}"
+    r"|(?:von|vom)\s+meinem\s+[^,;]{1,40}\s+gesendet"
+    r"|gesendet\s+(?:von|mit|vom|aus|über)\s+[^,;]{1,50}"
+    r"|enviado\s+(?:desde|do|de|con|com|dal)\s+[^,;]{1,50}"
+    r"|inviato\s+da\s+[^,;]{1,50}"
+    r"|(?:verzonden|verstuurd)\s+(?:vanaf|vanuit|met|via|van)\s+[^,;]{1,50}"
+    r"|(?:skickat|skickad|sendt|sendes)\s+(?:från|fra)\s+[^,;]{1,50}"
+    r"|lähetetty\s+[^,;]{1,50}"
+    r"|wysłan[eo]\s+z\s+[^,;]{1,50}"
+    r"|odesláno\s+z\s+[^,;]{1,50}"
+    r"|trimis\s+de\s+pe\s+[^,;]{1,50}"
+    r"|отправлено\s+(?:с|из)\s+[^,;]{1,50}"
+    r"|надіслано\s+з\s+[^,;]{1,50}"
+    r"|obter\s+o\s+outlook\s+para\s+\w+"
+    r"|az\s+\S+\s+küldve"
+    r"|\u202b?أُ?رسلت\s+من\s+[^,;]{1,40}"
+    r")"
+    rf"{_URL_TAIL}\s*\.?\u202c?\s*$",
+    re.IGNORECASE,
+)
+_SIGN_OFF = re.compile(
+    r"^\s*(?:(?:best|kind|warm|warmest|many|with\s+kind)?\s*(?:regards|wishes)|best|cheers|thanks"
+    r"|thank\s+you|many\s+thanks|thanks\s+again|sincerely|yours(?:\s+(?:truly|sincerely))?"
+    r"|all\s+the\s+best|take\s+care|cordialement|bien\s+cordialement|bien\s+à\s+vous|merci"
+    r"|mit\s+freundlichen\s+grüßen|mit\s+freundlichen\s+grüssen|freundliche\s+grüße|viele\s+grüße"
+    r"|beste\s+grüße|liebe\s+grüße|herzliche\s+grüße|grüße|gruß|lg|mfg|vg"
+    r"|saludos(?:\s+cordiales)?|un\s+saludo|atentamente|cumprimentos|atenciosamente|obrigad[oa]"
+    r"|cordiali\s+saluti|saluti|grazie|met\s+vriendelijke\s+groet(?:en)?|groeten|groet"
+    r"|med\s+vänlig\s+hälsning|vänliga\s+hälsningar|med\s+venlig\s+hilsen|hilsen|mvh"
+    r"|pozdrawiam|z\s+poważaniem|s\s+pozdravem|с\s+уважением|ystävällisin\s+terveisin)"
+    r"\s*[,.!]?\s*$",
+    re.IGNORECASE,
+)
+_NAME_LINE_CHARS = 60
+
+
+def new_text(body: str, *, html: bool = False) -> str:
+    """The new text of a reply body; ``html=True`` reduces HTML to text first."""
+    try:
+        text = _html_new_part(body) if html else body
+        return _plain_new_text(text)
+    except Exception as exc:  # a reply that breaks a rule must not stop the message
+        log.warning("reply text: %s on a %d-character body", type(exc).__name__, len(body))
+        return ""
+
+
+def reply_text(raw: bytes) -> str:
+    """The new text of a whole message: its first text/plain part, else its HTML."""
+    try:
+        message = parse(raw)
+        plain = _first_plain_part(message.message)
+    except Exception as exc:  # parse() already falls back; this guards odd MIME trees
+        log.warning("reply text: %s while reading the message", type(exc).__name__)
+        return ""
+    if plain.strip():
+        return new_text(plain)
+    if message.html:
+        return new_text(message.html, html=True)
+    return new_text(message.text)
+
+
+def _first_plain_part(msg: Message) -> str:
+    for part in msg.walk():
+        if part.get_content_type() != "text/plain" or part.get_content_disposition() in (
+            "attachment",
+            "inline" if part.get_filename() else None,
+        ):
+            continue
+        payload = part.get_payload(decode=True)
+        if not isinstance(payload, bytes):
+            continue
+        charset = part.get_content_charset() or "utf-8"
+        try:
+            return payload.decode(charset, errors="replace")
+        except LookupError:
+            return payload.decode("utf-8", errors="replace")
+    return ""
+
+
+# --- HTML -------------------------------------------------------------------------------------
+
+
+def _html_new_part(markup: str) -> str:
+    markup = markup[:_MAX_HTML_CHARS]
+    marker = _HTML_QUOTE_MARKERS.search(markup)
+    if marker:
+        markup = markup[: marker.start()]
+    if not _HTML_PRE.search(markup):  # outside <pre>, a line break in the source is a space
+        markup = _HTML_NEWLINES.sub(" ", markup)
+    return html_to_text(markup)
+
+
+# --- plain text -------------------------------------------------------------------------------
+
+
+def _plain_new_text(body: str) -> str:
+    text = body[:_MAX_BODY_CHARS].replace("\r\n", "\n").replace("\r", "\n")
+    lines = _mend_broken_addresses(text.split("\n"))
+    kept = _drop_quoted(lines)
+    kept = _drop_signature(kept)
+    return "\n".join(kept).strip("\n").rstrip()
+
+
+def _mend_broken_addresses(lines: list[str]) -> list[str]:
+    """Gmail wraps "... <a@b.example\n>:" so the closing ">:" looks like a quoted line."""
+    mended: list[str] = []
+    for line in lines:
+        if mended and _ADDRESS_CLOSE.match(line) and "<" in mended[-1][-_MAX_LINE_CHARS:]:
+            mended[-1] = mended[-1].rstrip() + line.strip()
+        else:
+            mended.append(line)
+    return mended
+
+
+def _drop_quoted(lines: list[str]) -> list[str]:
+    """The lines before the quoted history, and unquoted answers between quote blocks."""
+    kept: list[str] = []
+    i, n = 0, len(lines)
+    while i < n:
+        line = lines[i]
+        if _QUOTE.match(line):
+            i = _skip_quote_block(lines, i)
+            continue
+        if _starts_history(lines, i):
+            _drop_trailing_rules(kept)
+            return kept
+        span = _attribution_span(lines, i, kept)
+        if span:
+            after = _next_non_blank(lines, i + 1)
+            if after < n and _QUOTE.match(lines[after]):
+                del kept[len(kept) - span + 1 :]
+                i = after
+                continue
+            if span > 1 or _has_evidence(_clip(line)):
+                del kept[len(kept) - span + 1 :]
+                _drop_trailing_rules(kept)
+                return kept
+        kept.append(line)
+        i += 1
+    return kept
+
+
+def _skip_quote_block(lines: list[str], i: int) -> int:
+    """The index after a quote block: quoted lines, blank lines, and lines the sender's client
+    wrapped out of the quote (lower-case, between two quoted lines, after a long one)."""
+    n = len(lines)
+    while i < n:
+        line = lines[i]
+        if _QUOTE.match(line) or not line.strip():
+            i += 1
+        elif _wrapped_out_of_quote(lines, i):
+            i += 1
+        else:
+            break
+    return i
+
+
+def _wrapped_out_of_quote(lines: list[str], i: int) -> bool:
+    stripped = lines[i].lstrip()
+    return (
+        0 < i < len(lines) - 1
+        and stripped[:1].islower()
+        and _QUOTE.match(lines[i - 1]) is not None
+        and len(lines[i - 1].rstrip()) >= _WRAP_COLUMN
+        and _QUOTE.match(lines[i + 1]) is not None
+    )
+
+
+def _next_non_blank(lines: list[str], i: int) -> int:
+    n = len(lines)
+    while i < n and not lines[i].strip():
+        i += 1
+    return i
+
+
+def _clip(line: str) -> str:
+    return line[:_MAX_LINE_CHARS].strip()
+
+
+def _drop_trailing_rules(kept: list[str]) -> None:
+    """A cut leaves the blank lines and rules ("____", "====") that introduced the history."""
+    while kept and (not kept[-1].strip() or _RULE.match(kept[-1])):
+        kept.pop()
+
+
+def _starts_history(lines: list[str], i: int) -> bool:
+    line = _clip(lines[i])
+    if not line:
+        return False
+    if _SEPARATOR.match(line):
+        return True
+    if _UNDERSCORE_RULE.match(line) or _RULE.match(line):
+        following = _next_non_blank(lines, i + 1)
+        return following < len(lines) and _header_block(lines, following)
+    return _header_block(lines, i)
+
+
+def _header_block(lines: list[str], i: int) -> bool:
+    """A "From:" (or "Sent:"/"Date:") line with at least one more header line soon after."""
+    first = _clip(lines[i])
+    if not (_FROM_HEADER.match(first) or _DATE_HEADER.match(first)):
+        return False
+    window = lines[i + 1 : i + 1 + _HEADER_WINDOW]
+    return any(_ANY_HEADER.match(_clip(other)) for other in window)
+
+
+def _attribution_span(lines: list[str], i: int, kept: list[str]) -> int:
+    """How many lines (ending at line i) form an attribution; 0 when line i ends none.
+
+    The shortest block that reads as an attribution is taken, then grown upwards over lines
+    that carry a date or an address and do not end a sentence ("On Tue, 16 Nov 2021, John
+    <j@x>" above "wrote:"), so that a reply's last line is never taken for part of it.
+    """
+    line = _clip(lines[i])
+    if not line or not (line.endswith((":", "：")) or _ATTRIBUTION_VERB_NO_COLON.search(line)):
+        return 0
+    limit = min(_ATTRIBUTION_LINES, len(kept) + 1)
+    span = next((k for k in range(1, limit + 1) if _is_attribution(_joined(lines, i, k))), 0)
+    while 0 < span < limit:
+        above = _clip(lines[i - span])
+        if not (_ATTRIBUTION_START.match(above) or _has_evidence(above)):
+            break
+        if above.endswith((".", "!", "?")) or not _is_attribution(_joined(lines, i, span + 1)):
+            break
+        span += 1
+    return span
+
+
+def _joined(lines: list[str], end: int, span: int) -> str:
+    block = [_clip(x) for x in lines[end - span + 1 : end + 1]]
+    if not all(block) or any(_QUOTE.match(x) for x in block[:-1]):
+        return ""
+    return " ".join(block)
+
+
+def _is_attribution(text: str) -> bool:
+    if len(text) > _MAX_LINE_CHARS:
+        return False
+    if _ATTRIBUTION_VERB.search(text):
+        return True
+    if _ATTRIBUTION_VERB_NO_COLON.search(text):
+        return bool(_ATTRIBUTION_START.match(text)) and _has_evidence(text)
+    return (
+        text.endswith((":", "："))
+        and bool(_EMAIL.search(text))
+        and bool(_DATE_OR_TIME.search(text))
+        and not _ANY_HEADER.match(text)
+    )
+
+
+def _has_evidence(text: str) -> bool:
+    return bool(_DATE_OR_TIME.search(text) or _EMAIL.search(text))
+
+
+# --- signatures -------------------------------------------------------------------------------
+
+
+def _drop_signature(lines: list[str]) -> list[str]:
+    lines = _drop_leading_mobile_line(lines)
+    for i, line in enumerate(lines):
+        clipped = _clip(line)
+        if _SIG_DELIMITER.match(clipped) or _UNDERSCORE_RULE.match(clipped):
+            return lines[:i]
+        if _MOBILE.match(clipped) and _short_tail(lines[i + 1 :]):
+            return lines[:i]
+    return _drop_sign_off(lines)
+
+
+def _drop_leading_mobile_line(lines: list[str]) -> list[str]:
+    first = _next_non_blank(lines, 0)
+    if first < len(lines) and _MOBILE.match(_clip(lines[first])):
+        rest = lines[first + 1 :]
+        if any(x.strip() for x in rest):
+            return rest
+    return lines
+
+
+def _short_tail(lines: list[str]) -> bool:
+    non_blank = [x for x in lines if x.strip()]
+    return len(non_blank) <= _SIGNATURE_TAIL_LINES and not any(
+        x.lstrip().startswith("#") for x in non_blank
+    )
+
+
+def _drop_sign_off(lines: list[str]) -> list[str]:
+    """A closing phrase with a short name block under it, at the end of the text."""
+    non_blank = [i for i, x in enumerate(lines) if x.strip()]
+    for pos in range(max(0, len(non_blank) - _SIGNATURE_TAIL_LINES - 1), len(non_blank) - 1):
+        i = non_blank[pos]
+        if not _SIGN_OFF.match(_clip(lines[i])):
+            continue
+        tail = [lines[j].strip() for j in non_blank[pos + 1 :]]
+        if pos > 0 and all(_looks_like_name_block_line(x) for x in tail):
+            return lines[:i]
+    return lines
+
+
+def _looks_like_name_block_line(line: str) -> bool:
+    return len(line) <= _NAME_LINE_CHARS and not line.startswith("#") and not line.endswith("?")
