@@ -148,6 +148,34 @@ def cmd_eval(args: argparse.Namespace, cfg: Config) -> int:
     return 0
 
 
+def cmd_digest(args: argparse.Namespace, cfg: Config) -> int:
+    from mailbot.jobs import digest
+    from mailbot.outbound import outbox
+    from mailbot.outbound.render import render
+    from mailbot.outbound.transport import make_transport
+
+    factory = _open_db(cfg)
+    recipients = [args.to] if args.to else list(cfg.coordinators.addresses)
+    if args.send:
+        served = digest.send(factory, cfg, recipients=recipients)
+        transport = make_transport(cfg)
+        try:
+            outbox.send_due(factory, transport, cfg)
+        finally:
+            transport.close()
+        for recipient in recipients:
+            state = "sent" if recipient.lower() in served else "already sent for today"
+            print(f"digest to {recipient}: {state}")
+        return 0
+    for recipient in recipients:
+        data = digest.preview(factory, cfg, recipient)
+        text, _html = render(
+            cfg.templates_dir, "digest/daily", {"d": data, "organisation": cfg.mailbot.organisation}
+        )
+        print(f"To: {recipient}\n\n{text}")
+    return 0
+
+
 def cmd_db_upgrade(args: argparse.Namespace, cfg: Config) -> int:
     engine = db.make_engine(cfg.database_url)
     before, after = db.upgrade(engine)
@@ -370,6 +398,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p = add("eval", cmd_eval, "score extraction against DIR/gold.json")
     p.add_argument("dir", metavar="DIR")
+
+    p = add("digest", cmd_digest, "preview or send the coordinators' daily digest")
+    mode = p.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--preview", action="store_true", help="print it")
+    mode.add_argument("--send", action="store_true", help="send it now (once per day)")
+    p.add_argument("--to", metavar="EMAIL", help="one coordinator (default: all)")
 
     cases = sub.add_parser("cases", help="list and show cases").add_subparsers(
         dest="sub", required=True, metavar="SUBCOMMAND"

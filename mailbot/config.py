@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import ssl
 import tomllib
 import types
@@ -106,6 +107,12 @@ class SecuritySection:
 
 
 @dataclass(frozen=True)
+class DigestSection:
+    enabled: bool = True
+    time: str = "07:00"
+
+
+@dataclass(frozen=True)
 class LimitsSection:
     max_message_bytes: int = 25 * 1024 * 1024
     auto_replies_per_sender_per_day: int = 3
@@ -128,6 +135,7 @@ class Config:
     coordinators: CoordinatorsSection = field(default_factory=CoordinatorsSection)
     roster: RosterSection = field(default_factory=RosterSection)
     security: SecuritySection = field(default_factory=SecuritySection)
+    digest: DigestSection = field(default_factory=DigestSection)
     limits: LimitsSection = field(default_factory=LimitsSection)
     paths: PathsSection = field(default_factory=PathsSection)
     source: str = "embedded defaults"
@@ -250,6 +258,8 @@ def _validate(cfg: Config) -> None:
         )
     if cfg.roster.path and not cfg.path(cfg.roster.path).is_file():
         fail("[roster] path", f"{cfg.path(cfg.roster.path)} does not exist")
+    if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", cfg.digest.time):
+        fail("[digest] time", f"{cfg.digest.time!r} is not a time of day like 07:00")
     if cfg.outgoing.max_attempts < 1:
         fail("[outgoing] max_attempts", "must be at least 1")
     if cfg.limits.max_message_bytes < 1024:

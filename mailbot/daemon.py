@@ -13,6 +13,8 @@ import shutil
 import signal
 import threading
 import time
+from collections.abc import Callable
+from datetime import datetime, tzinfo
 from pathlib import Path
 from types import FrameType
 
@@ -25,6 +27,7 @@ from mailbot.errors import MailboxError
 from mailbot.inbound import extraction, ledger
 from mailbot.inbound.mailbox import MailboxSource, MaildirSource, make_source
 from mailbot.inbound.pipeline import Pipeline
+from mailbot.jobs import digest, followups
 from mailbot.jobs.scheduler import make_scheduler
 from mailbot.models import InboundMessage
 from mailbot.outbound import outbox
@@ -84,6 +87,30 @@ class Daemon:
         with self.send_lock:
             outbox.send_due(self.factory, self.transport, self.cfg)
 
+    def sweep_followups(self) -> None:
+        followups.sweep(self.factory, self.cfg)
+        self.send_outbox()
+
+    def send_digests(self) -> None:
+        digest.send(self.factory, self.cfg)
+        self.send_outbox()
+
+    def _daily_jobs(self) -> dict[str, tuple[Callable[[], object], int, int, tzinfo]]:
+        if not self.cfg.digest.enabled:
+            return {}
+        hour, minute = (int(x) for x in self.cfg.digest.time.split(":"))
+        return {"digest": (self.send_digests, hour, minute, self.cfg.tz)}
+
+    def catch_up(self) -> None:
+        """Check-ins that fell due while the daemon was down go out once (or are skipped when
+        too late); today's digest goes out if its time has passed and it has not been sent."""
+        self.sweep_followups()
+        if self.cfg.digest.enabled:
+            now = datetime.now(self.cfg.tz)
+            hour, minute = (int(x) for x in self.cfg.digest.time.split(":"))
+            if (now.hour, now.minute) >= (hour, minute):
+                self.send_digests()
+
     def step(self) -> int:
         """One round: poll, process the ledger, send. Returns how many messages were handled."""
         self.source.poll(lambda mails: ledger.store_batch(self.factory, mails))
@@ -112,7 +139,11 @@ class Daemon:
         signal.signal(signal.SIGTERM, self._on_signal)
         started = time.monotonic()
         self.prepare()
-        scheduler = make_scheduler({"outbox-retry": (self.send_outbox, 15.0)})
+        scheduler = make_scheduler(
+            {"outbox-retry": (self.send_outbox, 15.0), "follow-ups": (self.sweep_followups, 60.0)},
+            self._daily_jobs(),
+        )
+        self.catch_up()
         scheduler.start()
         log.info(
             "mailbot running: mailbox %s, outgoing %s, database %s (ready in %.1fs)",

@@ -17,7 +17,7 @@ from datetime import date, timedelta
 
 from sqlalchemy.orm import Session
 
-from mailbot.cases import service
+from mailbot.cases import crisis, service
 from mailbot.cases.commands import KNOWN, USAGE, Command, parse_commands
 from mailbot.config import Config
 from mailbot.inbound.parse import ParsedMessage
@@ -56,6 +56,9 @@ def handle_reply(
     service.record_reply(session, case, inbound, msg, role)
     text = reply_text(inbound.raw or b"")
     commands = parse_commands(text)
+    sign = crisis.detect(crisis.load_rules(cfg.rules_dir), text)
+    if sign:
+        service.crisis_alert(session, cfg, case, inbound.id, sign, msg.from_addr)
     if person is None:
         first_line = next((line for line in text.splitlines() if line.strip()), "")
         if _STOP.match(first_line) and case.checkins != "stopped":

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from mailbot.cases import matching
+from mailbot.cases import crisis, matching
 from mailbot.config import Config
 from mailbot.inbound.extraction import Extraction
 from mailbot.inbound.parse import ParsedMessage
@@ -165,6 +165,11 @@ def open_case(
         )
     )
     plan_followups(session, cfg, case)
+    crisis_sentence = crisis.detect(
+        crisis.load_rules(cfg.rules_dir), f"{msg.subject}\n\n{msg.text}"
+    )
+    if crisis_sentence:
+        crisis_alert(session, cfg, case, inbound.id, crisis_sentence, msg.from_addr)
     context = {
         "case": case,
         "organisation": cfg.mailbot.organisation,
@@ -174,6 +179,7 @@ def open_case(
         "incident_label": INCIDENT_TYPES.get(ex.incident_type or ""),
         "greeting": f"Dear {ex.contact_name}" if ex.contact_name else "Hello",
         "next_step_when": "within the hour" if ex.priority == "P1" else "within one business day",
+        "crisis": bool(crisis_sentence),
     }
     thread = [*msg.references, msg.message_id] if msg.message_id else list(msg.references)
     ack_to = ex.contact_email
@@ -445,6 +451,29 @@ def add_note(
     session: Session, case: Case, text: str, actor: str, via: str, inbound_id: int | None = None
 ) -> None:
     event(session, case, "note", actor, via, inbound_id, text=text[:2000])
+
+
+def crisis_alert(
+    session: Session, cfg: Config, case: Case, inbound_id: int, sentence: str, sender: str
+) -> None:
+    """Tell the coordinators at once: a message shows a sign of personal crisis."""
+    event(session, case, "crisis_alert", "mailbot", "system", inbound_id, sender=sender)
+    enqueue(
+        session,
+        cfg,
+        dedupe_key=f"crisis.{case.ref}.L{inbound_id}",
+        kind="alert",
+        to=list(cfg.coordinators.addresses),
+        subject=f"[{case.ref}] URGENT: possible personal crisis in a message from {sender}",
+        template="coordinator/crisis_alert",
+        context={"case": summary(session, case), "sentence": sentence, "sender": sender},
+        auto_submitted="auto-generated",
+        case_id=case.id,
+        case_ref=case.ref,
+        inbound_id=inbound_id,
+        references=thread_ids(session, cfg, case),
+        reply_to=plus_address(cfg, case.token),
+    )
 
 
 def plan_followups(session: Session, cfg: Config, case: Case) -> int:

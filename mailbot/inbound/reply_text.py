@@ -42,7 +42,10 @@ _MAX_LINE_CHARS = 400  # what the line patterns see of one line
 _ATTRIBUTION_LINES = 3  # an attribution wraps over at most this many lines
 _HEADER_WINDOW = 6
 _WRAP_COLUMN = 60  # a quoted line this long may have been wrapped by the client  # lines after a "From:" in which the other headers must follow
-_SIGNATURE_TAIL_LINES = 4  # non-blank lines that may follow a mobile or sign-off line
+_SIGN_OFF_TAIL_LINES = 4  # short lines that may follow a sign-off ("Thanks,")
+_RULE_TAIL_LINES = 12  # ... a rule ("-----") above a signature
+_SIGNATURE_LINE_CHARS = 80
+_SENTENCE_WORDS = 6  # a line ending in "." with this many words is prose, not a signature
 
 # --- HTML -------------------------------------------------------------------------------------
 
@@ -56,6 +59,7 @@ _HTML_QUOTE_MARKERS = re.compile(
     r"""|<div[^>]*\bstyle\s*=\s*["'][^"'>]*border-top\s*:\s*solid\s+#(?:E1E1E1|B5C4DF)""",
     re.IGNORECASE,
 )
+_INVISIBLE = " \t\u00a0\u1427\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u2060\ufeff"
 _HTML_PRE = re.compile(r"<pre\b", re.IGNORECASE)
 _HTML_NEWLINES = re.compile(r"[\r\n]+")
 
@@ -67,18 +71,21 @@ _WROTE = (
     r"wrote|writes|a\s+écrit|écrit|schrieb|geschrieben|escribió|escribio|escreveu|escreve"
     r"|ha\s+scritto|scrisse|schreef|geschreven|skrev|skreiv|kirjoitti|napisał\(a\)|napisała"
     r"|napisał|pisze|napsal\(a\)|napsala|napsal|написал\(а\)|написала|написал|написав|пишет"
-    r"|írta|a\s+scris|έγραψε|yazdı|va\s+escriure"
+    r"|írta|a\s+scris|έγραψε|yazdı|va\s+escriure|كتب"
 )
 _ATTRIBUTION_VERB = re.compile(
     rf"(?:(?<!\w)(?:{_WROTE})(?!\w)[^\n]{{0,120}}?[:：]|写道|寫道|のメッセージ|작성)\s*[:：]?\s*$",
     re.IGNORECASE,
 )
 _ATTRIBUTION_VERB_NO_COLON = re.compile(rf"(?<!\w)(?:{_WROTE})\s*$", re.IGNORECASE)
+_ATTRIBUTION_FRAME = " -="  # Zoho writes "---- On ... wrote ----"
 _ATTRIBUTION_START = re.compile(
     r"^\s*(?:On|Le|Am|El|Il|Op|Em|På|Den|W\s+dniu|Dnia|Dne|В|Στις|Kl\.|在)(?!\w)"
     r"|^\s*\d{1,4}[./-]\d{1,2}[./-]\d{1,4}|^\s*\d{4}年",
     re.IGNORECASE,
 )
+# Gmail's "2016-03-03 17:21 GMT+01:00 Name <a@b>:", also seen without the colon or address.
+_DATED_ATTRIBUTION = re.compile(r"^\s*\d{4}[/-]\d{1,2}[/-]\d{1,2}\b.{0,160}?(?:@|\bGMT[+-]\d)")
 _EMAIL = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
 _DATE_OR_TIME = re.compile(r"\d{1,4}[./-]\d{1,2}[./-]\d{1,4}|\d{1,2}[:.]\d{2}|(?:19|20)\d{2}")
 
@@ -87,12 +94,12 @@ _DATE_OR_TIME = re.compile(r"\d{1,4}[./-]\d{1,2}[./-]\d{1,4}|\d{1,2}[:.]\d{2}|(?
 _SEPARATOR = re.compile(
     r"^\s*[-_=*]{2,}\s*(?:original\s+message|ursprüngliche\s+nachricht|message\s+d'origine"
     r"|mensaje\s+original|messaggio\s+originale|oorspronkelijk\s+bericht|oprindelig\s+besked"
-    r"|opprinnelig\s+melding|ursprungligt\s+meddelande|originalmeddelande|alkuperäinen\s+viesti"
+    r"|oprindelig\s+meddelelse|opprinnelig\s+melding|ursprungligt\s+meddelande|originalmeddelande|alkuperäinen\s+viesti"
     r"|wiadomość\s+oryginalna|oryginalna\s+wiadomość|původní\s+zpráva|eredeti\s+üzenet"
     r"|исходное\s+сообщение|пересылаемое\s+сообщение|forwarded\s+message|weitergeleitete\s+nachricht"
     r"|message\s+transféré|mensaje\s+reenviado|messaggio\s+inoltrato|doorgestuurd\s+bericht"
     r"|mensagem\s+original|mensagem\s+encaminhada|videresendt\s+(?:melding|besked)"
-    r"|vidarebefordrat\s+meddelande|reply\s+message|original)\s*[-_=*]{2,}\s*$"
+    r"|vidarebefordrat\s+meddelande|reply\s+message|original)\s*[-_=*]{2,}"
     r"|^\s*(?:begin\s+forwarded\s+message|anfang\s+der\s+weitergeleiteten\s+nachricht"
     r"|début\s+du\s+message\s+réexpédié|inicio\s+del\s+mensaje\s+reenviado"
     r"|inizio\s+messaggio\s+inoltrato|doorgestuurd\s+bericht|forwarded\s+message)\s*[:：]?\s*$",
@@ -100,26 +107,32 @@ _SEPARATOR = re.compile(
 )
 _RULE = re.compile(r"^\s*(?:_{2,}|-{3,}|={3,}|\*{3,})\s*$")
 _UNDERSCORE_RULE = re.compile(r"^\s*_{2,}\s*$")
+_DASHED_TITLE = re.compile(r"^\s*[-_=*]{3,}\s*[^-_=*\s][^-_=*]{1,60}[-_=*]{3,}\s*$")
 _FROM_KEYS = (
     r"from|von|de|da|van|fra|från|od|от|від|lähettäjä|feladó|kimden|από|expéditeur|remitente"
-    r"|mittente|afzender|avsändare|nadawca|odesílatel|от\s+кого|发件人|寄件者|差出人|보낸\s+사람"
+    r"|mittente|afzender|avsändare|nadawca|odesílatel|от\s+кого|发件人|寄件者|差出人|보낸\s+사람|من"
 )
 _DATE_KEYS = (
-    r"sent|date|gesendet|datum|envoyé(?:\s+le)?|enviado|fecha|inviato|data|verzonden|sendt"
+    r"sent|date|gesendet|datum|envoy[ée](?:\s+le)?|enviado|fecha|inviato|data|verzonden|sendt"
     r"|skickat|wysłano|отправлено|дата|lähetetty|päivämäärä|elküldve|dátum|gönderildi|tarih"
-    r"|odesláno|发送时间|日期|傳送時間|送信日時|보낸\s+날짜|στάλθηκε|ημερομηνία|message\s+du"
+    r"|odesláno|发送时间|日期|傳送時間|送信日時|보낸\s+날짜|στάλθηκε|ημερομηνία|message\s+du|تم\s+الإرسال|التاريخ"
 )
 _OTHER_KEYS = (
     r"to|an|à|a|para|aan|til|till|do|кому|vastaanottaja|címzett|kime|komu|收件人|收件者|宛先"
     r"|받는\s+사람|προς|cc|kopie|copie\s+à|subject|betreff|objet|asunto|oggetto|onderwerp|emne"
     r"|ämne|temat|тема|aihe|tárgy|konu|předmět|主题|主旨|件名|제목|θέμα|sujet|assunto|reply-to"
+    r"|إلى|الموضوع|نسخة"
 )
-_HEADER_KEY = r"^\s*[*_]{{0,2}}(?:{keys})[*_]{{0,2}}\s*[:：][*_]{{0,2}}"
+_HEADER_KEY = r"^\s*[*_]{{0,2}}\s?(?:{keys})[*_]{{0,2}}\s*[:：][*_]{{0,2}}"
 _FROM_HEADER = re.compile(_HEADER_KEY.format(keys=_FROM_KEYS), re.IGNORECASE)
 _DATE_HEADER = re.compile(_HEADER_KEY.format(keys=_DATE_KEYS), re.IGNORECASE)
 _ANY_HEADER = re.compile(
     _HEADER_KEY.format(keys=f"{_FROM_KEYS}|{_DATE_KEYS}|{_OTHER_KEYS}"), re.IGNORECASE
 )
+_INLINE_HEADER = re.compile(
+    rf"(?<![^\W\d_])(?:{_FROM_KEYS}|{_DATE_KEYS}|{_OTHER_KEYS})\s*[:：]", re.IGNORECASE
+)
+_INLINE_HEADERS = 3
 
 # --- signatures -------------------------------------------------------------------------------
 
@@ -153,16 +166,22 @@ _SIGN_OFF = re.compile(
     r"^\s*(?:(?:best|kind|warm|warmest|many|with\s+kind)?\s*(?:regards|wishes)|best|cheers|thanks"
     r"|thank\s+you|many\s+thanks|thanks\s+again|sincerely|yours(?:\s+(?:truly|sincerely))?"
     r"|all\s+the\s+best|take\s+care|cordialement|bien\s+cordialement|bien\s+à\s+vous|merci"
-    r"|mit\s+freundlichen\s+grüßen|mit\s+freundlichen\s+grüssen|freundliche\s+grüße|viele\s+grüße"
-    r"|beste\s+grüße|liebe\s+grüße|herzliche\s+grüße|grüße|gruß|lg|mfg|vg"
+    r"|(?:mit\s+)?(?:freundliche[n]?|viele[n]?|beste[n]?|liebe[n]?|herzliche[n]?)\s+grü(?:ß|ss)e[n]?"
+    r"|grü(?:ß|ss)e|gru(?:ß|ss)|lg|mfg|vg"
     r"|saludos(?:\s+cordiales)?|un\s+saludo|atentamente|cumprimentos|atenciosamente|obrigad[oa]"
     r"|cordiali\s+saluti|saluti|grazie|met\s+vriendelijke\s+groet(?:en)?|groeten|groet"
-    r"|med\s+vänlig\s+hälsning|vänliga\s+hälsningar|med\s+venlig\s+hilsen|hilsen|mvh"
+    r"|med\s+vänlig\s+hälsning|vänliga\s+hälsningar|(?:med\s+)?venlig\s+hilsen|hilsen|mvh|kh|vh"
     r"|pozdrawiam|z\s+poważaniem|s\s+pozdravem|с\s+уважением|ystävällisin\s+terveisin)"
     r"\s*[,.!]?\s*$",
     re.IGNORECASE,
 )
-_NAME_LINE_CHARS = 60
+_EXTERNAL_BANNER = re.compile(
+    r"^\[?(?:caution|warning|attention|external(?:\s+(?:email|sender|message))?)\]?\s*:"
+    r".{0,80}\b(?:external|outside)\b",
+    re.IGNORECASE,
+)
+_NAME_SIGN_OFF = re.compile(r"^[-/~]\s?[^\W\d_][\w.'-]*(?:\s[\w.'-]+){0,3}$")
+_SIG_RULE = re.compile(r"^\s*(?:(?:[-=*~+_—–]\s*){3,}|[—–])\s*$")
 
 
 def new_text(body: str, *, html: bool = False) -> str:
@@ -192,10 +211,9 @@ def reply_text(raw: bytes) -> str:
 
 def _first_plain_part(msg: Message) -> str:
     for part in msg.walk():
-        if part.get_content_type() != "text/plain" or part.get_content_disposition() in (
-            "attachment",
-            "inline" if part.get_filename() else None,
-        ):
+        if part.get_content_type() != "text/plain" or part.get_filename():
+            continue
+        if part.get_content_disposition() == "attachment":
             continue
         payload = part.get_payload(decode=True)
         if not isinstance(payload, bytes):
@@ -227,9 +245,18 @@ def _html_new_part(markup: str) -> str:
 def _plain_new_text(body: str) -> str:
     text = body[:_MAX_BODY_CHARS].replace("\r\n", "\n").replace("\r", "\n")
     lines = _mend_broken_addresses(text.split("\n"))
-    kept = _drop_quoted(lines)
-    kept = _drop_signature(kept)
-    return "\n".join(kept).strip("\n").rstrip()
+    kept = _drop_signature(_trim(_drop_quoted(lines)))
+    return "\n".join(_trim(kept)).rstrip()
+
+
+def _trim(lines: list[str]) -> list[str]:
+    """Without blank lines (or lines of invisible marks, such as Mailtrack's) at either end."""
+    start, end = 0, len(lines)
+    while start < end and not lines[start].strip(_INVISIBLE):
+        start += 1
+    while end > start and not lines[end - 1].strip(_INVISIBLE):
+        end -= 1
+    return lines[start:end]
 
 
 def _mend_broken_addresses(lines: list[str]) -> list[str]:
@@ -305,12 +332,14 @@ def _next_non_blank(lines: list[str], i: int) -> int:
 
 
 def _clip(line: str) -> str:
-    return line[:_MAX_LINE_CHARS].strip()
+    return line[:_MAX_LINE_CHARS].strip(_INVISIBLE)
 
 
 def _drop_trailing_rules(kept: list[str]) -> None:
     """A cut leaves the blank lines and rules ("____", "====") that introduced the history."""
-    while kept and (not kept[-1].strip() or _RULE.match(kept[-1])):
+    while kept and (
+        not kept[-1].strip() or _RULE.match(kept[-1]) or _DASHED_TITLE.match(kept[-1])
+    ):
         kept.pop()
 
 
@@ -320,15 +349,18 @@ def _starts_history(lines: list[str], i: int) -> bool:
         return False
     if _SEPARATOR.match(line):
         return True
-    if _UNDERSCORE_RULE.match(line) or _RULE.match(line):
+    if _RULE.match(line) or _DASHED_TITLE.match(line):
         following = _next_non_blank(lines, i + 1)
         return following < len(lines) and _header_block(lines, following)
     return _header_block(lines, i)
 
 
 def _header_block(lines: list[str], i: int) -> bool:
-    """A "From:" (or "Sent:"/"Date:") line with at least one more header line soon after."""
+    """A "From:" (or "Sent:"/"Date:") line with at least one more header line soon after, or
+    a header line that holds three headers run together."""
     first = _clip(lines[i])
+    if _ANY_HEADER.match(first) and len(_INLINE_HEADER.findall(first)) >= _INLINE_HEADERS:
+        return True
     if not (_FROM_HEADER.match(first) or _DATE_HEADER.match(first)):
         return False
     window = lines[i + 1 : i + 1 + _HEADER_WINDOW]
@@ -342,8 +374,12 @@ def _attribution_span(lines: list[str], i: int, kept: list[str]) -> int:
     that carry a date or an address and do not end a sentence ("On Tue, 16 Nov 2021, John
     <j@x>" above "wrote:"), so that a reply's last line is never taken for part of it.
     """
-    line = _clip(lines[i])
-    if not line or not (line.endswith((":", "：")) or _ATTRIBUTION_VERB_NO_COLON.search(line)):
+    line = _clip(lines[i]).strip(_ATTRIBUTION_FRAME)
+    if not line or not (
+        line.endswith((":", "："))
+        or _ATTRIBUTION_VERB_NO_COLON.search(line)
+        or _DATED_ATTRIBUTION.match(line)
+    ):
         return 0
     limit = min(_ATTRIBUTION_LINES, len(kept) + 1)
     span = next((k for k in range(1, limit + 1) if _is_attribution(_joined(lines, i, k))), 0)
@@ -361,21 +397,27 @@ def _joined(lines: list[str], end: int, span: int) -> str:
     block = [_clip(x) for x in lines[end - span + 1 : end + 1]]
     if not all(block) or any(_QUOTE.match(x) for x in block[:-1]):
         return ""
-    return " ".join(block)
+    return "\n".join(block).strip(_ATTRIBUTION_FRAME)
 
 
 def _is_attribution(text: str) -> bool:
-    if len(text) > _MAX_LINE_CHARS:
+    """Whether a block of one to three lines (joined by newlines) reads as an attribution."""
+    if not text or len(text) > _MAX_LINE_CHARS:
         return False
-    if _ATTRIBUTION_VERB.search(text):
+    flat = text.replace("\n", " ")
+    if _ATTRIBUTION_VERB.search(flat):
         return True
-    if _ATTRIBUTION_VERB_NO_COLON.search(text):
-        return bool(_ATTRIBUTION_START.match(text)) and _has_evidence(text)
+    if _ATTRIBUTION_VERB_NO_COLON.search(flat):
+        return bool(_ATTRIBUTION_START.match(flat)) and _has_evidence(flat)
+    if _DATED_ATTRIBUTION.match(flat):
+        return True
+    if "\n" in text and not _ATTRIBUTION_START.match(flat):
+        return False
     return (
-        text.endswith((":", "："))
-        and bool(_EMAIL.search(text))
-        and bool(_DATE_OR_TIME.search(text))
-        and not _ANY_HEADER.match(text)
+        flat.endswith((":", "："))
+        and bool(_EMAIL.search(flat))
+        and bool(_DATE_OR_TIME.search(flat))
+        and not _ANY_HEADER.match(flat)
     )
 
 
@@ -388,43 +430,62 @@ def _has_evidence(text: str) -> bool:
 
 def _drop_signature(lines: list[str]) -> list[str]:
     lines = _drop_leading_mobile_line(lines)
-    for i, line in enumerate(lines):
-        clipped = _clip(line)
-        if _SIG_DELIMITER.match(clipped) or _UNDERSCORE_RULE.match(clipped):
-            return lines[:i]
-        if _MOBILE.match(clipped) and _short_tail(lines[i + 1 :]):
-            return lines[:i]
+    lines = _cut_at_delimiter(lines)
     return _drop_sign_off(lines)
 
 
 def _drop_leading_mobile_line(lines: list[str]) -> list[str]:
+    """A "Sent from my iPhone" some clients put above the text, or a gateway's
+    "CAUTION: this email originated from outside" banner."""
     first = _next_non_blank(lines, 0)
-    if first < len(lines) and _MOBILE.match(_clip(lines[first])):
+    if first < len(lines) and (
+        _MOBILE.match(_clip(lines[first])) or _EXTERNAL_BANNER.match(_clip(lines[first]))
+    ):
         rest = lines[first + 1 :]
         if any(x.strip() for x in rest):
             return rest
     return lines
 
 
-def _short_tail(lines: list[str]) -> bool:
-    non_blank = [x for x in lines if x.strip()]
-    return len(non_blank) <= _SIGNATURE_TAIL_LINES and not any(
-        x.lstrip().startswith("#") for x in non_blank
-    )
-
-
-def _drop_sign_off(lines: list[str]) -> list[str]:
-    """A closing phrase with a short name block under it, at the end of the text."""
-    non_blank = [i for i, x in enumerate(lines) if x.strip()]
-    for pos in range(max(0, len(non_blank) - _SIGNATURE_TAIL_LINES - 1), len(non_blank) - 1):
-        i = non_blank[pos]
-        if not _SIGN_OFF.match(_clip(lines[i])):
-            continue
-        tail = [lines[j].strip() for j in non_blank[pos + 1 :]]
-        if pos > 0 and all(_looks_like_name_block_line(x) for x in tail):
+def _cut_at_delimiter(lines: list[str]) -> list[str]:
+    """Cut at "-- ", an underscore rule or a "Sent from my ..." line; at another rule ("-----",
+    "=====", "—") when only a short signature-like block follows it."""
+    for i, line in enumerate(lines):
+        clipped = _clip(line)
+        if _SIG_DELIMITER.match(clipped) or _UNDERSCORE_RULE.match(clipped):
+            return lines[:i]
+        if _MOBILE.match(clipped):  # what follows it is its client's signature or the quote
+            return lines[:i]
+        if _SIG_RULE.match(clipped) and _signature_block(lines[i + 1 :], _RULE_TAIL_LINES):
             return lines[:i]
     return lines
 
 
-def _looks_like_name_block_line(line: str) -> bool:
-    return len(line) <= _NAME_LINE_CHARS and not line.startswith("#") and not line.endswith("?")
+def _drop_sign_off(lines: list[str]) -> list[str]:
+    """A closing phrase ("Thanks,", "Mit freundlichen Grüßen") at the end of the text, with
+    at most a short name block under it; never the whole text."""
+    non_blank = [i for i, x in enumerate(lines) if x.strip()]
+    first = max(1, len(non_blank) - _SIGN_OFF_TAIL_LINES - 1)
+    for pos in range(first, len(non_blank)):
+        i = non_blank[pos]
+        line = _clip(lines[i])
+        if pos == len(non_blank) - 1 and not lines[i - 1].strip() and _NAME_SIGN_OFF.match(lines[i]):
+            return lines[:i]
+        if _SIGN_OFF.match(line) and _signature_block(
+            lines[i + 1 :], _SIGN_OFF_TAIL_LINES
+        ):
+            return lines[:i]
+    return lines
+
+
+def _signature_block(lines: list[str], most: int) -> bool:
+    """At most ``most`` short lines (names, titles, numbers, links), none of them a sentence,
+    a question or a command."""
+    block = [_clip(x) for x in lines if x.strip()]
+    return len(block) <= most and all(_signature_line(x) for x in block)
+
+
+def _signature_line(line: str) -> bool:
+    if len(line) > _SIGNATURE_LINE_CHARS or line.startswith("#") or line.endswith("?"):
+        return False
+    return not (line.endswith(".") and len(line.split()) >= _SENTENCE_WORDS)

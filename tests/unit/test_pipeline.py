@@ -105,8 +105,10 @@ def test_reply_joins_case_and_is_not_acknowledged(cfg: Config, factory: sessionm
     # No second acknowledgement: the agency's reply is forwarded (to the coordinators while no
     # advisor is assigned), never answered automatically.
     assert [(o.kind, o.recipients) for o in outbox(factory)] == [
-        ("ack", ["dwhitfield@harlanpd.test"]), ("alert", ["coord@mvai.test"]),
-        ("forward", ["coord@mvai.test"])]
+        ("ack", ["dwhitfield@harlanpd.test"]),
+        ("alert", ["coord@mvai.test"]),
+        ("forward", ["coord@mvai.test"]),
+    ]
 
 
 def test_reply_by_plus_address_token(cfg: Config, factory: sessionmaker[Session]):
@@ -206,3 +208,27 @@ def test_processed_row_is_not_processed_again(cfg: Config, factory: sessionmaker
     assert outcome.status == "skipped"
     with factory() as session:
         assert session.scalar(select(func.count(Case.id))) == 1
+
+
+def test_crisis_sign_alerts_at_once_and_ack_gives_988(cfg: Config, factory: sessionmaker[Session]):
+    body = (
+        "Last month we had a shooting at the Main Street Mall in Harlan, KY. Things are calm "
+        "now. Honestly I can't do this anymore and one of my sergeants talked about ending "
+        "his life.\n\nChief Dana Whitfield\nHarlan Police Department\n"
+    )
+    ingest(cfg, factory, request_message(body=body), "a")
+    rows = outbox(factory)
+    assert [r.kind for r in rows] == ["alert", "ack", "alert"]
+    crisis_alert = rows[0]
+    assert crisis_alert.recipients == ["coord@mvai.test"]
+    assert "URGENT: possible personal crisis" in crisis_alert.subject
+    ack = email.message_from_bytes(rows[1].raw).get_payload()[0].get_payload(decode=True)
+    assert b"call or text 988" in ack
+
+
+def test_perpetrator_suicide_is_not_a_crisis(cfg: Config, factory: sessionmaker[Session]):
+    body = "Yesterday a gunman killed three at Harlan High School in Harlan, KY, then took his own life."
+    ingest(cfg, factory, request_message(body=body), "a")
+    assert [r.kind for r in outbox(factory)] == ["ack", "alert"]
+    ack = email.message_from_bytes(outbox(factory)[0].raw).get_payload()[0].get_payload(decode=True)
+    assert b"988" not in ack

@@ -1,0 +1,210 @@
+"""The coordinators' daily digest: what needs a decision, and counts that would show a loss.
+
+In: the database and a period end (`now`). Out: per coordinator, one outbox row and one
+`digests` row for the local day, written in one transaction, so a restart never sends a
+second digest for the same day. The digest carries references, counts and the extracted
+fields of cases, never message bodies or victims' names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from mailbot.cases import service
+from mailbot.config import Config
+from mailbot.db import transaction
+from mailbot.models import (
+    Case,
+    CaseEvent,
+    Digest,
+    FollowUp,
+    InboundMessage,
+    OutboundMessage,
+    utcnow,
+)
+from mailbot.outbound.compose import enqueue
+from mailbot.vocabulary import INCIDENT_TYPES, SERVICES
+
+ACTIVITY = ("reply", "assigned", "checkin_sent", "note", "status", "opened")
+
+
+@dataclass
+class DigestData:
+    period: str
+    since: datetime
+    until: datetime
+    new_cases: list[dict[str, Any]] = field(default_factory=list)
+    urgent_unassigned: list[dict[str, Any]] = field(default_factory=list)
+    checkins_due: list[dict[str, Any]] = field(default_factory=list)
+    checkins_overdue: list[dict[str, Any]] = field(default_factory=list)
+    unanswered: list[dict[str, Any]] = field(default_factory=list)
+    quiet_cases: list[dict[str, Any]] = field(default_factory=list)
+    milestones: list[dict[str, Any]] = field(default_factory=list)
+    quarantined: list[dict[str, Any]] = field(default_factory=list)
+    failed_mail: list[dict[str, Any]] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def _line(session: Session, case: Case) -> dict[str, Any]:
+    return {
+        "ref": case.ref,
+        "priority": case.priority,
+        "status": case.status,
+        "agency": case.agency.name if case.agency else "agency unknown",
+        "place": ", ".join(p for p in (case.city, case.state) if p) or "place unknown",
+        "type": INCIDENT_TYPES.get(case.incident_type or "", "no incident"),
+        "services": ", ".join(SERVICES[s] for s in case.services or [] if s in SERVICES) or "none",
+        "advisor": (a.advisor_name if (a := service.active_assignment(session, case)) else None),
+    }
+
+
+def _hours(delta: timedelta) -> str:
+    hours = int(delta.total_seconds() // 3600)
+    return f"{hours // 24}d {hours % 24}h" if hours >= 24 else f"{hours}h"
+
+
+def collect(session: Session, cfg: Config, since: datetime, now: datetime) -> DigestData:
+    tz = cfg.tz
+    local_now = now.astimezone(tz)
+    data = DigestData(local_now.date().isoformat(), since, now)
+    open_cases = list(
+        session.scalars(select(Case).where(Case.status != "closed").order_by(Case.id))
+    )
+    for case in session.scalars(
+        select(Case).where(Case.opened_at >= since, Case.opened_at < now).order_by(Case.id)
+    ):
+        data.new_cases.append(_line(session, case))
+    end_of_day = datetime.combine(local_now.date() + timedelta(days=1), datetime.min.time(), tz)
+    for case in open_cases:
+        line = _line(session, case)
+        if case.priority == "P1" and line["advisor"] is None:
+            data.urgent_unassigned.append({**line, "waiting": _hours(now - case.opened_at)})
+        last_activity = session.scalar(
+            select(func.max(CaseEvent.at)).where(
+                CaseEvent.case_id == case.id, CaseEvent.kind.in_(ACTIVITY)
+            )
+        )
+        if last_activity and now - last_activity > timedelta(days=14):
+            data.quiet_cases.append({**line, "quiet": _hours(now - last_activity)})
+        last_agency = session.scalars(
+            select(CaseEvent)
+            .where(CaseEvent.case_id == case.id, CaseEvent.kind == "reply")
+            .order_by(CaseEvent.id.desc())
+        ).first()
+        if last_agency is not None and last_agency.detail.get("role") == "agency":
+            answered = session.scalar(
+                select(func.count(CaseEvent.id)).where(
+                    CaseEvent.case_id == case.id,
+                    CaseEvent.id > last_agency.id,
+                    CaseEvent.actor != last_agency.actor,
+                    CaseEvent.kind.in_(ACTIVITY),
+                )
+            )
+            if not answered and now - last_agency.at > timedelta(hours=24):
+                data.unanswered.append({**line, "waiting": _hours(now - last_agency.at)})
+    for row, case in session.execute(
+        select(FollowUp, Case)
+        .join(Case, Case.id == FollowUp.case_id)
+        .where(FollowUp.status == "pending", FollowUp.due_at < end_of_day + timedelta(days=14))
+        .order_by(FollowUp.due_at)
+    ):
+        entry = {
+            "ref": case.ref,
+            "phase": row.phase,
+            "due": row.due_at.astimezone(tz).strftime("%b %-d %H:%M"),
+        }
+        if row.due_at < now:
+            data.checkins_overdue.append(entry)
+        elif row.due_at < end_of_day:
+            data.checkins_due.append(entry)
+        elif row.phase.startswith("anniversary"):
+            data.milestones.append(entry)
+    for row in session.scalars(
+        select(InboundMessage)
+        .where(InboundMessage.status == "quarantined")
+        .order_by(InboundMessage.id)
+    ):
+        data.quarantined.append(
+            {
+                "id": row.id,
+                "since": _hours(now - row.received_at),
+                "reason": (row.reason or "")[:120],
+            }
+        )
+    for row in session.scalars(
+        select(OutboundMessage)
+        .where(OutboundMessage.status == "failed")
+        .order_by(OutboundMessage.id)
+    ):
+        data.failed_mail.append(
+            {
+                "id": row.id,
+                "kind": row.kind,
+                "error": (row.last_error or "")[:120],
+                "ref": row.case.ref if row.case else None,
+            }
+        )
+    received = session.execute(
+        select(InboundMessage.status, func.count(InboundMessage.id))
+        .where(InboundMessage.received_at >= since, InboundMessage.received_at < now)
+        .group_by(InboundMessage.status)
+    ).all()
+    data.counts = {s: 0 for s in ("processed", "ignored", "quarantined", "pending")}
+    data.counts.update({status: n for status, n in received})
+    data.counts["received"] = sum(n for _, n in received)
+    return data
+
+
+def _since(session: Session, recipient: str, now: datetime) -> datetime:
+    last = session.scalar(select(func.max(Digest.created_at)).where(Digest.recipient == recipient))
+    return last if last is not None else now - timedelta(days=1)
+
+
+def preview(
+    factory: sessionmaker[Session], cfg: Config, recipient: str, now: datetime | None = None
+) -> DigestData:
+    now = now or utcnow()
+    with factory() as session:
+        return collect(session, cfg, _since(session, recipient, now), now)
+
+
+def send(
+    factory: sessionmaker[Session],
+    cfg: Config,
+    now: datetime | None = None,
+    recipients: list[str] | None = None,
+) -> list[str]:
+    """Write today's digest for each coordinator not yet served today; returns who got one."""
+    now = now or utcnow()
+    served = []
+    for recipient in recipients or list(cfg.coordinators.addresses):
+        recipient = recipient.lower()
+        with transaction(factory) as session:
+            period = now.astimezone(cfg.tz).date().isoformat()
+            exists = session.scalars(
+                select(Digest.id).where(Digest.recipient == recipient, Digest.period == period)
+            ).first()
+            if exists:
+                continue
+            since = _since(session, recipient, now)
+            data = collect(session, cfg, since, now)
+            session.add(Digest(recipient=recipient, period=period, since=since, created_at=now))
+            enqueue(
+                session,
+                cfg,
+                dedupe_key=f"digest.{recipient}.{period}",
+                kind="digest",
+                to=[recipient],
+                subject=f"MVAI daily digest {period}: {len(data.new_cases)} new, "
+                f"{len(data.urgent_unassigned)} urgent without advisor",
+                template="digest/daily",
+                context={"d": data, "organisation": cfg.mailbot.organisation},
+                auto_submitted="auto-generated",
+            )
+            served.append(recipient)
+    return served
