@@ -227,7 +227,10 @@ def test_crisis_sign_alerts_at_once_and_ack_gives_988(cfg: Config, factory: sess
 
 
 def test_perpetrator_suicide_is_not_a_crisis(cfg: Config, factory: sessionmaker[Session]):
-    body = "Yesterday a gunman killed three at Harlan High School in Harlan, KY, then took his own life."
+    body = (
+        "Yesterday a gunman killed three at Harlan High School in Harlan, KY, then took his "
+        "own life."
+    )
     ingest(cfg, factory, request_message(body=body), "a")
     assert [r.kind for r in outbox(factory)] == ["ack", "alert"]
     ack = email.message_from_bytes(outbox(factory)[0].raw).get_payload()[0].get_payload(decode=True)
