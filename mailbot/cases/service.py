@@ -154,15 +154,15 @@ def open_case(
     case.suggestions = [s.person.email for s in suggestions]
     session.add(case)
     session.flush()
-    session.add(
-        CaseEvent(
-            case_id=case.id,
-            actor=msg.from_addr or "unknown",
-            via="email",
-            kind="opened",
-            detail={"priority": ex.priority, "reason": ex.priority_reason},
-            inbound_id=inbound.id,
-        )
+    event(
+        session,
+        case,
+        "opened",
+        msg.from_addr or "unknown",
+        "email",
+        inbound.id,
+        priority=ex.priority,
+        reason=ex.priority_reason,
     )
     plan_followups(session, cfg, case)
     crisis_sentence = crisis.detect(
@@ -209,16 +209,7 @@ def open_case(
             reply_to=plus_address(cfg, case.token),
         )
     if ack_note:
-        session.add(
-            CaseEvent(
-                case_id=case.id,
-                actor="mailbot",
-                via="system",
-                kind="ack_suppressed",
-                detail={"reason": ack_note},
-                inbound_id=inbound.id,
-            )
-        )
+        event(session, case, "ack_suppressed", "mailbot", "system", inbound.id, reason=ack_note)
     where = ", ".join(p for p in (ex.city, ex.state) if p) or "place unknown"
     agency_name = ex.agency or "agency unknown"
     enqueue(

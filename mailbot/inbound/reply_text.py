@@ -40,26 +40,34 @@ _MAX_BODY_CHARS = 100_000  # the new text is at the top; history beyond this is 
 _MAX_HTML_CHARS = 500_000
 _MAX_LINE_CHARS = 400  # what the line patterns see of one line
 _ATTRIBUTION_LINES = 3  # an attribution wraps over at most this many lines
-_HEADER_WINDOW = 6
-_WRAP_COLUMN = 60  # a quoted line this long may have been wrapped by the client  # lines after a "From:" in which the other headers must follow
+_POLYMAIL_LINES = 5  # "On ... Name", "", "<", "mailto:Name <a@b>", "> wrote:"
+_HEADER_WINDOW = 6  # lines after a "From:" in which another header must follow
+_INLINE_HEADERS = 3  # "Temat: ... Nadawca: ... Adresat:" run together on one line
+_WRAP_COLUMN = 60  # a quoted line this long may have been wrapped by the sender's client
 _SIGN_OFF_TAIL_LINES = 4  # short lines that may follow a sign-off ("Thanks,")
-_RULE_TAIL_LINES = 12  # ... a rule ("-----") above a signature
+_RULE_TAIL_LINES = 12  # short lines that may follow a rule ("-----") above a signature
 _SIGNATURE_LINE_CHARS = 80
 _SENTENCE_WORDS = 6  # a line ending in "." with this many words is prose, not a signature
+# Spaces, and marks that render as nothing (Mailtrack's U+1427, bidi and zero-width marks).
+_INVISIBLE = " \t\u00a0\u1427\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u2060\ufeff"
 
 # --- HTML -------------------------------------------------------------------------------------
 
-_HTML_QUOTE_MARKERS = re.compile(
-    r"""<blockquote[^>]*\btype\s*=\s*["']?cite"""
-    r"""|<div[^>]*\bclass\s*=\s*["']?[^"'>]*\b(?:gmail_quote|gmail_attr|yahoo_quoted|moz-cite-prefix"""
-    r"""|moz-forward-container|OutlookMessageHeader|mailru_quote)"""
-    r"""|<(?:div|span)[^>]*\bid\s*=\s*["']?(?:divRplyFwdMsg|appendonsend|OLK_SRC_BODY_SECTION"""
-    r"""|yahoo_quoted)"""
-    r"""|<hr[^>]*\bid\s*=\s*["']?stopSpelling"""
-    r"""|<div[^>]*\bstyle\s*=\s*["'][^"'>]*border-top\s*:\s*solid\s+#(?:E1E1E1|B5C4DF)""",
+_HTML_TAG = re.compile(r"<(blockquote|div|span|hr)\b([^<>]{0,2000})>", re.IGNORECASE)
+_HTML_QUOTE_CLASS = re.compile(
+    r"""\bclass\s*=\s*["']?[^"'>]*?(?:gmail_quote|gmail_attr|yahoo_quoted|moz-cite-prefix"""
+    r"""|moz-forward-container|OutlookMessageHeader|protonmail_quote|zmail_extra"""
+    r"""|mail-editor-reference-message-container)""",
     re.IGNORECASE,
 )
-_INVISIBLE = " \t\u00a0\u1427\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u2060\ufeff"
+_HTML_QUOTE_ID = re.compile(
+    r"""\bid\s*=\s*["']?[\w-]*?(?:divRplyFwdMsg|appendonsend|OLK_SRC_BODY_SECTION|yahoo_quoted"""
+    r"""|stopSpelling)""",
+    re.IGNORECASE,
+)
+_HTML_OUTLOOK_HEADER = re.compile(r"border-top\s*:\s*solid\s+#(?:E1E1E1|B5C4DF)\b", re.IGNORECASE)
+_HTML_INDENT = re.compile(r"border\s*:\s*none", re.IGNORECASE)  # Gmail's indent button
+_HTML_STRAY_LT = re.compile(r"<(?![A-Za-z!/?][^<>]{0,5000}>)")
 _HTML_PRE = re.compile(r"<pre\b", re.IGNORECASE)
 _HTML_NEWLINES = re.compile(r"[\r\n]+")
 
@@ -71,16 +79,17 @@ _WROTE = (
     r"wrote|writes|a\s+écrit|écrit|schrieb|geschrieben|escribió|escribio|escreveu|escreve"
     r"|ha\s+scritto|scrisse|schreef|geschreven|skrev|skreiv|kirjoitti|napisał\(a\)|napisała"
     r"|napisał|pisze|napsal\(a\)|napsala|napsal|написал\(а\)|написала|написал|написав|пишет"
-    r"|írta|a\s+scris|έγραψε|yazdı|va\s+escriure|كتب"
+    r"|írta|a\s+scris|έγραψε|yazdı|va\s+escriure|đã\s+viết|كتب"
 )
 _ATTRIBUTION_VERB = re.compile(
     rf"(?:(?<!\w)(?:{_WROTE})(?!\w)[^\n]{{0,120}}?[:：]|写道|寫道|のメッセージ|작성)\s*[:：]?\s*$",
     re.IGNORECASE,
 )
+_QUOTED_VERB = re.compile(rf"^\s*>\s*(?:{_WROTE})\s*[:：]\s*$", re.IGNORECASE)
 _ATTRIBUTION_VERB_NO_COLON = re.compile(rf"(?<!\w)(?:{_WROTE})\s*$", re.IGNORECASE)
 _ATTRIBUTION_FRAME = " -="  # Zoho writes "---- On ... wrote ----"
 _ATTRIBUTION_START = re.compile(
-    r"^\s*(?:On|Le|Am|El|Il|Op|Em|På|Den|W\s+dniu|Dnia|Dne|В|Στις|Kl\.|在)(?!\w)"
+    r"^\s*(?:On|Le|Am|El|Il|Op|Em|På|Den|W\s+dniu|Dnia|Dne|В|Στις|Kl\.|Vào|在)(?!\w)"
     r"|^\s*\d{1,4}[./-]\d{1,2}[./-]\d{1,4}|^\s*\d{4}年",
     re.IGNORECASE,
 )
@@ -92,14 +101,15 @@ _DATE_OR_TIME = re.compile(r"\d{1,4}[./-]\d{1,2}[./-]\d{1,4}|\d{1,2}[:.]\d{2}|(?
 # --- separators and header blocks -------------------------------------------------------------
 
 _SEPARATOR = re.compile(
-    r"^\s*[-_=*]{2,}\s*(?:original\s+message|ursprüngliche\s+nachricht|message\s+d'origine"
-    r"|mensaje\s+original|messaggio\s+originale|oorspronkelijk\s+bericht|oprindelig\s+besked"
-    r"|oprindelig\s+meddelelse|opprinnelig\s+melding|ursprungligt\s+meddelande|originalmeddelande|alkuperäinen\s+viesti"
+    r"^\s*[-_=*]{2,}\s*(?:original\s+message|reply\s+message|ursprüngliche\s+nachricht"
+    r"|message\s+d'origine|mensaje\s+original|messaggio\s+originale|mensagem\s+original"
+    r"|oorspronkelijk\s+bericht|oprindelig\s+(?:besked|meddelelse)|opprinnelig\s+melding"
+    r"|ursprungligt\s+meddelande|originalmeddelande|alkuperäinen\s+viesti"
     r"|wiadomość\s+oryginalna|oryginalna\s+wiadomość|původní\s+zpráva|eredeti\s+üzenet"
-    r"|исходное\s+сообщение|пересылаемое\s+сообщение|forwarded\s+message|weitergeleitete\s+nachricht"
-    r"|message\s+transféré|mensaje\s+reenviado|messaggio\s+inoltrato|doorgestuurd\s+bericht"
-    r"|mensagem\s+original|mensagem\s+encaminhada|videresendt\s+(?:melding|besked)"
-    r"|vidarebefordrat\s+meddelande|reply\s+message|original)\s*[-_=*]{2,}"
+    r"|исходное\s+сообщение|пересылаемое\s+сообщение|forwarded\s+message"
+    r"|weitergeleitete\s+nachricht|message\s+transféré|mensaje\s+reenviado"
+    r"|messaggio\s+inoltrato|doorgestuurd\s+bericht|mensagem\s+encaminhada"
+    r"|videresendt\s+(?:melding|besked)|vidarebefordrat\s+meddelande|original)\s*[-_=*]{2,}"
     r"|^\s*(?:begin\s+forwarded\s+message|anfang\s+der\s+weitergeleiteten\s+nachricht"
     r"|début\s+du\s+message\s+réexpédié|inicio\s+del\s+mensaje\s+reenviado"
     r"|inizio\s+messaggio\s+inoltrato|doorgestuurd\s+bericht|forwarded\s+message)\s*[:：]?\s*$",
@@ -110,12 +120,14 @@ _UNDERSCORE_RULE = re.compile(r"^\s*_{2,}\s*$")
 _DASHED_TITLE = re.compile(r"^\s*[-_=*]{3,}\s*[^-_=*\s][^-_=*]{1,60}[-_=*]{3,}\s*$")
 _FROM_KEYS = (
     r"from|von|de|da|van|fra|från|od|от|від|lähettäjä|feladó|kimden|από|expéditeur|remitente"
-    r"|mittente|afzender|avsändare|nadawca|odesílatel|от\s+кого|发件人|寄件者|差出人|보낸\s+사람|من"
+    r"|mittente|afzender|avsändare|nadawca|odesílatel|от\s+кого|发件人|寄件者|差出人|보낸\s+사람"
+    r"|من"
 )
 _DATE_KEYS = (
     r"sent|date|gesendet|datum|envoy[ée](?:\s+le)?|enviado|fecha|inviato|data|verzonden|sendt"
     r"|skickat|wysłano|отправлено|дата|lähetetty|päivämäärä|elküldve|dátum|gönderildi|tarih"
-    r"|odesláno|发送时间|日期|傳送時間|送信日時|보낸\s+날짜|στάλθηκε|ημερομηνία|message\s+du|تم\s+الإرسال|التاريخ"
+    r"|odesláno|发送时间|日期|傳送時間|送信日時|보낸\s+날짜|στάλθηκε|ημερομηνία|message\s+du"
+    r"|تم\s+الإرسال|التاريخ"
 )
 _OTHER_KEYS = (
     r"to|an|à|a|para|aan|til|till|do|кому|vastaanottaja|címzett|kime|komu|收件人|收件者|宛先"
@@ -132,7 +144,6 @@ _ANY_HEADER = re.compile(
 _INLINE_HEADER = re.compile(
     rf"(?<![^\W\d_])(?:{_FROM_KEYS}|{_DATE_KEYS}|{_OTHER_KEYS})\s*[:：]", re.IGNORECASE
 )
-_INLINE_HEADERS = 3
 
 # --- signatures -------------------------------------------------------------------------------
 
@@ -166,7 +177,7 @@ _SIGN_OFF = re.compile(
     r"^\s*(?:(?:best|kind|warm|warmest|many|with\s+kind)?\s*(?:regards|wishes)|best|cheers|thanks"
     r"|thank\s+you|many\s+thanks|thanks\s+again|sincerely|yours(?:\s+(?:truly|sincerely))?"
     r"|all\s+the\s+best|take\s+care|cordialement|bien\s+cordialement|bien\s+à\s+vous|merci"
-    r"|(?:mit\s+)?(?:freundliche[n]?|viele[n]?|beste[n]?|liebe[n]?|herzliche[n]?)\s+grü(?:ß|ss)e[n]?"
+    r"|(?:mit\s+)?(?:freundlichen?|vielen?|besten?|lieben?|herzlichen?)\s+grü(?:ß|ss)en?"
     r"|grü(?:ß|ss)e|gru(?:ß|ss)|lg|mfg|vg"
     r"|saludos(?:\s+cordiales)?|un\s+saludo|atentamente|cumprimentos|atenciosamente|obrigad[oa]"
     r"|cordiali\s+saluti|saluti|grazie|met\s+vriendelijke\s+groet(?:en)?|groeten|groet"
@@ -195,35 +206,46 @@ def new_text(body: str, *, html: bool = False) -> str:
 
 
 def reply_text(raw: bytes) -> str:
-    """The new text of a whole message: its first text/plain part, else its HTML."""
+    """The new text of a whole message: its first text/plain part, else its first HTML part."""
     try:
         message = parse(raw)
-        plain = _first_plain_part(message.message)
+        plain = _first_part(message.message, "text/plain")
+        markup = "" if plain.strip() else _first_part(message.message, "text/html")
     except Exception as exc:  # parse() already falls back; this guards odd MIME trees
         log.warning("reply text: %s while reading the message", type(exc).__name__)
         return ""
     if plain.strip():
         return new_text(plain)
-    if message.html:
-        return new_text(message.html, html=True)
+    if markup.strip():
+        return new_text(markup, html=True)
     return new_text(message.text)
 
 
-def _first_plain_part(msg: Message) -> str:
-    for part in msg.walk():
-        if part.get_content_type() != "text/plain" or part.get_filename():
+def _first_part(msg: Message, content_type: str) -> str:
+    """The decoded text of the first body part of that type, not looking inside attachments
+    or attached messages."""
+    stack = [msg]
+    while stack:
+        part = stack.pop()
+        if part.is_multipart():
+            if part.get_content_maintype() != "message":
+                stack.extend(reversed(part.get_payload()))
+            continue
+        if part.get_content_type() != content_type or part.get_filename():
             continue
         if part.get_content_disposition() == "attachment":
             continue
         payload = part.get_payload(decode=True)
-        if not isinstance(payload, bytes):
-            continue
-        charset = part.get_content_charset() or "utf-8"
-        try:
-            return payload.decode(charset, errors="replace")
-        except LookupError:
-            return payload.decode("utf-8", errors="replace")
+        if isinstance(payload, bytes):
+            return _decode(payload, part.get_content_charset())
     return ""
+
+
+def _decode(payload: bytes, charset: str | None) -> str:
+    try:
+        return payload.decode(charset or "utf-8", errors="replace")
+    except LookupError:
+        return payload.decode("utf-8", errors="replace")
 
 
 # --- HTML -------------------------------------------------------------------------------------
@@ -231,12 +253,24 @@ def _first_plain_part(msg: Message) -> str:
 
 def _html_new_part(markup: str) -> str:
     markup = markup[:_MAX_HTML_CHARS]
-    marker = _HTML_QUOTE_MARKERS.search(markup)
-    if marker:
-        markup = markup[: marker.start()]
+    markup = markup[: _html_quote_start(markup)]
     if not _HTML_PRE.search(markup):  # outside <pre>, a line break in the source is a space
         markup = _HTML_NEWLINES.sub(" ", markup)
-    return html_to_text(markup)
+    # A "<" that opens no tag makes html.parser search the rest of the body for every one.
+    return html_to_text(_HTML_STRAY_LT.sub("&lt;", markup))
+
+
+def _html_quote_start(markup: str) -> int:
+    """Where the first quoting element opens, or the length of the markup."""
+    for tag in _HTML_TAG.finditer(markup):
+        name, attributes = tag.group(1).lower(), tag.group(2)
+        if name == "blockquote" and not _HTML_INDENT.search(attributes):
+            return tag.start()
+        if _HTML_QUOTE_CLASS.search(attributes) or _HTML_QUOTE_ID.search(attributes):
+            return tag.start()
+        if name == "div" and _HTML_OUTLOOK_HEADER.search(attributes):
+            return tag.start()
+    return len(markup)
 
 
 # --- plain text -------------------------------------------------------------------------------
@@ -260,14 +294,35 @@ def _trim(lines: list[str]) -> list[str]:
 
 
 def _mend_broken_addresses(lines: list[str]) -> list[str]:
-    """Gmail wraps "... <a@b.example\n>:" so the closing ">:" looks like a quoted line."""
+    """Join what clients broke out of an attribution: Gmail's "<a@b.example" above ">:", and
+    Polymail's "On ... Name" / "<" / "mailto:Name <a@b>" / "> wrote:"."""
     mended: list[str] = []
     for line in lines:
-        if mended and _ADDRESS_CLOSE.match(line) and "<" in mended[-1][-_MAX_LINE_CHARS:]:
+        if mended and _ADDRESS_CLOSE.match(line) and _unclosed_address(mended[-1]):
             mended[-1] = mended[-1].rstrip() + line.strip()
+        elif _QUOTED_VERB.match(line) and (start := _polymail_start(mended)) is not None:
+            parts = [_clip(x) for x in mended[start:] if x.strip()] + [line.strip()]
+            del mended[start:]
+            mended.append(" ".join(parts))
         else:
             mended.append(line)
     return mended
+
+
+def _unclosed_address(line: str) -> bool:
+    tail = line[-_MAX_LINE_CHARS:]
+    return "<" in tail and ">" not in tail[tail.rindex("<") :]
+
+
+def _polymail_start(mended: list[str]) -> int | None:
+    if len(mended) < _POLYMAIL_LINES or not mended[-1].strip().lower().startswith("mailto:"):
+        return None
+    if mended[-2].strip() != "<":
+        return None
+    for start in range(len(mended) - 3, len(mended) - _POLYMAIL_LINES - 1, -1):
+        if _ATTRIBUTION_START.match(_clip(mended[start])):
+            return start
+    return None
 
 
 def _drop_quoted(lines: list[str]) -> list[str]:
@@ -302,14 +357,10 @@ def _skip_quote_block(lines: list[str], i: int) -> int:
     """The index after a quote block: quoted lines, blank lines, and lines the sender's client
     wrapped out of the quote (lower-case, between two quoted lines, after a long one)."""
     n = len(lines)
-    while i < n:
-        line = lines[i]
-        if _QUOTE.match(line) or not line.strip():
-            i += 1
-        elif _wrapped_out_of_quote(lines, i):
-            i += 1
-        else:
-            break
+    while i < n and (
+        _QUOTE.match(lines[i]) or not lines[i].strip() or _wrapped_out_of_quote(lines, i)
+    ):
+        i += 1
     return i
 
 
@@ -337,9 +388,7 @@ def _clip(line: str) -> str:
 
 def _drop_trailing_rules(kept: list[str]) -> None:
     """A cut leaves the blank lines and rules ("____", "====") that introduced the history."""
-    while kept and (
-        not kept[-1].strip() or _RULE.match(kept[-1]) or _DASHED_TITLE.match(kept[-1])
-    ):
+    while kept and (not kept[-1].strip() or _RULE.match(kept[-1]) or _DASHED_TITLE.match(kept[-1])):
         kept.pop()
 
 
@@ -450,13 +499,15 @@ def _drop_leading_mobile_line(lines: list[str]) -> list[str]:
 def _cut_at_delimiter(lines: list[str]) -> list[str]:
     """Cut at "-- ", an underscore rule or a "Sent from my ..." line; at another rule ("-----",
     "=====", "—") when only a short signature-like block follows it."""
+    non_blank = [i for i, x in enumerate(lines) if x.strip()]
+    near_end = non_blank[-_RULE_TAIL_LINES - 1] if len(non_blank) > _RULE_TAIL_LINES else 0
     for i, line in enumerate(lines):
         clipped = _clip(line)
         if _SIG_DELIMITER.match(clipped) or _UNDERSCORE_RULE.match(clipped):
             return lines[:i]
         if _MOBILE.match(clipped):  # what follows it is its client's signature or the quote
             return lines[:i]
-        if _SIG_RULE.match(clipped) and _signature_block(lines[i + 1 :], _RULE_TAIL_LINES):
+        if i >= near_end and _SIG_RULE.match(clipped) and _signature_block(lines, i + 1):
             return lines[:i]
     return lines
 
@@ -469,20 +520,26 @@ def _drop_sign_off(lines: list[str]) -> list[str]:
     for pos in range(first, len(non_blank)):
         i = non_blank[pos]
         line = _clip(lines[i])
-        if pos == len(non_blank) - 1 and not lines[i - 1].strip() and _NAME_SIGN_OFF.match(lines[i]):
+        last = pos == len(non_blank) - 1
+        if last and not lines[i - 1].strip() and _NAME_SIGN_OFF.match(lines[i]):
             return lines[:i]
-        if _SIGN_OFF.match(line) and _signature_block(
-            lines[i + 1 :], _SIGN_OFF_TAIL_LINES
-        ):
+        if _SIGN_OFF.match(line) and _signature_block(lines, i + 1, _SIGN_OFF_TAIL_LINES):
             return lines[:i]
     return lines
 
 
-def _signature_block(lines: list[str], most: int) -> bool:
-    """At most ``most`` short lines (names, titles, numbers, links), none of them a sentence,
-    a question or a command."""
-    block = [_clip(x) for x in lines if x.strip()]
-    return len(block) <= most and all(_signature_line(x) for x in block)
+def _signature_block(lines: list[str], start: int, most: int = _RULE_TAIL_LINES) -> bool:
+    """From ``start`` to the end: at most ``most`` short lines (names, titles, numbers, links),
+    none of them a sentence, a question or a command."""
+    seen = 0
+    for index in range(start, len(lines)):
+        clipped = _clip(lines[index])
+        if not clipped:
+            continue
+        seen += 1
+        if seen > most or not _signature_line(clipped):
+            return False
+    return True
 
 
 def _signature_line(line: str) -> bool:

@@ -44,6 +44,7 @@ def add_row(cfg: Config, factory: sessionmaker[Session], key: str = "ack.T-1") -
                 },
                 "greeting": "Hello",
                 "next_step_when": "soon",
+                "crisis": False,
             },
         )
         return row.id

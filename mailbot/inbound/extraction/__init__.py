@@ -110,7 +110,8 @@ def extract(msg: ParsedMessage, rules_dir: Path, doc: Any | None = None) -> Extr
     ex.agency, conf["agency"] = found.name, found.confidence
 
     place = resolve_place(body, prepared.signature, ex.agency, _area_codes(prepared.signature))
-    ex.city, ex.state, ex.county = place.city, place.state, place.county
+    ex.city, ex.county = place.city, place.county
+    ex.state = place.state if place.written else None  # never filled in from the gazetteer
     conf["city"] = conf["state"] = place.confidence
 
     rules = classify.load_rules(rules_dir)

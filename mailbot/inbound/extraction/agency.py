@@ -53,10 +53,21 @@ def split_noise(rules: AgencyRules, text: str) -> tuple[str, list[str]]:
     return " ".join(noise), words
 
 
+_SUFFIX_WORDS = re.compile(
+    r"\b(Police|Sheriff|Marshal|Department|Dept|Public Safety|State Patrol|Highway Patrol|"
+    r"Constable|PD|SO|SD|DPS|UPD)\b"
+)
+# Words that do not name an agency on their own: "Chief of University Police" is a title.
+_GENERIC = frozenset(["university", "state", "county", "city", "town", "campus", "school", "tribal"])
+
+
 def normalise(rules: AgencyRules, text: str) -> str | None:
     """Strip leading noise words and expand abbreviations; None if nothing is left."""
-    _noise, words = split_noise(rules, text)
+    _noise, words = split_noise(rules, text.replace("’", "'"))
     if len(words) < 2:
+        return None
+    suffix = _SUFFIX_WORDS.search(" ".join(words))
+    if suffix and all(w.lower() in _GENERIC for w in " ".join(words)[: suffix.start()].split()):
         return None
     expanded: list[str] = []
     for word in words:
@@ -115,10 +126,10 @@ def lowercase_agency(rules: AgencyRules, text: str) -> str | None:
     """An agency in text written all in lower case ("chief of the ellsworth police dept")."""
     for match in _LOWER_AGENCY.finditer(text):
         words = match.group(1).split()
-        while words and words[0] in _LOWER_STOP:
-            words.pop(0)
-        if not words or any(w in _LOWER_STOP for w in words):
-            continue
+        stops = [i for i, w in enumerate(words) if w in _LOWER_STOP]
+        words = words[stops[-1] + 1 :] if stops else words  # "pettway with greenwood pd"
+        if not words or (match.group(2) == "so" and words[-1] not in ("county", "co.", "parish")):
+            continue  # "some support so they will talk"
         name = normalise(
             rules, " ".join(w.capitalize() for w in words) + " " + _suffix(match.group(2))
         )
@@ -180,8 +191,63 @@ def _from_entities(rules: AgencyRules, doc: Any, signature_start: int, sender: s
             candidates[existing] += 0.5 + max(0.0, score - 1.0)
         else:
             candidates[name] = score
+    for name, score in _signature_names(rules, text[signature_start:]):
+        candidates[name] = candidates.get(name, 0.0) + score
     if not candidates:
         return Agency(None, 0.0)
+    candidates = _merge_short_forms(candidates)
     best = max(candidates.items(), key=lambda item: (item[1], len(item[0])))
     confidence = 0.9 if best[1] >= 3 else 0.6 if best[1] >= 1 else 0.3
     return Agency(best[0], confidence)
+
+
+def _initials(words: list[str]) -> str:
+    return "".join(w[0] for w in words if w[0].isupper())
+
+
+def _merge_short_forms(candidates: dict[str, float]) -> dict[str, float]:
+    """Add a short form's score to the fullest form of the same agency, which then stands.
+
+    "DART Police Department" is "Dallas Area Rapid Transit Police Department" (its initials);
+    "University Police Department" is the end of "High Plains State University Police
+    Department".
+    """
+    merged = dict(candidates)
+    for short in candidates:
+        head, *rest = short.split()
+        for full in candidates:
+            words = full.split()
+            if len(words) <= len(rest) + 1:
+                continue
+            lead = words[: len(words) - len(rest)]
+            acronym = len(head) >= 2 and head.isupper() and _initials(lead) == head
+            ends_with = f" {full.lower()}".endswith(f" {short.lower()}")
+            if (ends_with or (acronym and words[len(lead) :] == rest)) and short in merged:
+                merged[full] += merged.pop(short)
+                break
+    return merged
+
+
+_BARE_SUFFIX = re.compile(
+    r"^(Sheriff'?s Office|Police Department|Sheriff'?s Department|Marshal'?s Office|"
+    r"Department of Public Safety|Police)$",
+    re.I,
+)
+_PLACE_LINE = re.compile(r"^((?:[A-Z][\w.'-]*\s){1,3}(?:County|Parish))\b")
+
+
+def _signature_names(rules: AgencyRules, signature: str) -> list[tuple[str, float]]:
+    """An agency signed as a bare suffix line with its county on the next line.
+
+    "Sheriff's Office" over "Flathead County, Montana" is the Flathead County Sheriff's
+    Office; it scores as a name in the signature does.
+    """
+    lines = [line.strip().replace("’", "'") for line in signature.splitlines() if line.strip()]
+    found = []
+    for line, after in zip(lines, lines[1:], strict=False):
+        place = _PLACE_LINE.match(after)
+        if _BARE_SUFFIX.match(line) and place:
+            name = normalise(rules, f"{place.group(1)} {line}")
+            if name:
+                found.append((name, 4.0))
+    return found

@@ -80,10 +80,13 @@ def person_name(rules: ContactRules, text: str | None) -> str | None:
 
 
 _NOT_TITLE_LINE = re.compile(
-    r"(@|\d{3}|\b(police department|sheriff'?s? (office|department)|county|police services|"
-    r"department of|state police|patrol$|dps$|pd$|so$)\b)",
+    r"(@|\d{3}|\b(police department|sheriff['’]?s? (office|department)|county|police services|"
+    r"department of|state police|patrol$|dps$|pd$|so$|office$)\b)",
     re.I,
 )
+# "Chief of Police" is a title line although "police" marks an agency line; "Sheriff's
+# Office" is not.
+_TITLE_FIRST = re.compile(r"^(chief|sheriff)\b(?!['’]s)", re.I)
 RANKS = {
     "lt": "Lieutenant",
     "sgt": "Sergeant",
@@ -98,10 +101,15 @@ RANKS = {
 
 def _title(rules: ContactRules, lines: list[str], name: str | None, from_name: str) -> str | None:
     """A signature line naming a title; else the rank before the name ("Lt. Ann Cole")."""
-    own_lines = [line for line in lines if not name or name not in line]
+    for line in lines:  # "Eli Navarro, Chief of Police": the title follows the name
+        before, comma, after = line.partition(",")
+        if name and comma and after.strip() and before.strip(" -–").lower() == name.lower():
+            title = after.strip()
+            return title.title() if title.islower() else title
+    own_lines = [line for line in lines if not name or name.lower() not in line.lower()]
     for line in own_lines:
         rest = line.strip(" ,|-–")
-        if _NOT_TITLE_LINE.search(rest) and not rest.lower().startswith(("chief", "sheriff")):
+        if _NOT_TITLE_LINE.search(rest) and not _TITLE_FIRST.match(rest):
             continue
         if any(p.search(rest) for p in rules.title_patterns) and len(rest.split()) <= 6:
             return _expand_rank(rest)
@@ -130,6 +138,26 @@ def _expand_rank(title: str) -> str:
     return f"{full} {tail}".strip() if full else title
 
 
+# A number the writer (or a forwarder, for the author) asks to be called on: "her cell is
+# 541-555-0186", "call me at ...", "269-555-0118 is my cell".
+_CALL_ON_BEFORE = re.compile(
+    r"\b(cell|mobile|call (me|him|her|us)|reach (me|him|her|us)|reached|my (number|phone)|"
+    r"direct line)\b[^.\n]{0,40}$",
+    re.I,
+)
+_CALL_ON_AFTER = re.compile(r"^\W{0,3}(is )?(my|his|her) (cell|mobile|number|direct line)\b", re.I)
+
+
+def asked_phone(text: str) -> str | None:
+    """The first number in ``text`` that the words around it offer as the one to call."""
+    flat = " ".join(text.split())
+    for match in phonenumbers.PhoneNumberMatcher(flat, "US"):
+        before = flat[max(0, match.start - 80) : match.start]
+        if _CALL_ON_BEFORE.search(before) or _CALL_ON_AFTER.match(flat, match.end):
+            return phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164)
+    return None
+
+
 def phone_in(text: str) -> str | None:
     for line in text.splitlines():
         if _FAX.search(line):
@@ -155,8 +183,13 @@ def find_contact(
         usable = [a for a in reply_to if not a.endswith("@" + own_domain)]
         email = usable[0] if usable else (from_addr or None)
         names = [from_name, *sig_lines[:2]]
-    name = next((n for n in (person_name(rules, c) for c in names) if n), None)
+    found = [n for n in (person_name(rules, c) for c in names) if n]
+    name = found[0] if found else None
+    # The name as signed ("Lt. Pam Rourke", sent as "Rourke, Pamela"): a signature line that
+    # shares the surname wins over the header's form.
+    signed = [n for n in found[1:] if name and n.split()[-1].lower() == name.split()[-1].lower()]
+    name = signed[0] if signed else name
     title = _title(rules, sig_lines[:6], name, "" if prepared.forwarded else from_name)
     title = title or _rank_in_text(rules, prepared.full, name)
-    phone = phone_in(prepared.signature) or phone_in(prepared.body)
+    phone = asked_phone(prepared.body) or phone_in(prepared.signature) or phone_in(prepared.body)
     return Contact(name, title, phone, email)

@@ -29,7 +29,11 @@ _MONTH = (
     r"(?P<month>jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|(?-i:May)|june?|july?"
     r"|aug(?:ust)?|sept?(?:ember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\b\.?"
 )
-_WEEKDAY = r"(?P<weekday>mon|tues?|wed(?:nes)?|thu(?:rs?)?|fri|sat(?:ur)?|sun)day"
+# "Saturday", and the short forms before a part of the day: "sat night", "Fri. evening".
+_WEEKDAY = (
+    r"(?P<weekday>(?:mon|tues?|wed(?:nes)?|thu(?:rs?)?|fri|sat(?:ur)?|sun)day"
+    r"|(?:mon|tues?|wed|thu(?:rs?)?|fri|sat|sun)\.?(?=\s+(?:night|nite|morning|afternoon|evening)\b))"
+)
 _DAY = r"(?P<day>[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)?"
 _YEAR = r"(?P<year>(?:19|20)\d\d)"
 
@@ -72,13 +76,14 @@ _EXPRESSIONS = [
         r"|overnight|tonight"
         r"|(?:early |earlier |late )?this (?:morning|afternoon|evening)|earlier today|today)\b",
     ),
-    ("weekday", rf"(?=[fmstw])(?<!black )(?<!good )(?<!cyber )(?<!ash )\b{_WEEKDAY}(?:'s)?\b"),
-    (
+    (  # "on the 14th", "Friday the 9th" (before the weekday, which it contains)
         "ordinal",
-        r"\b(?:on|of)\s+the\s+(?P<day>[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)\b"
-        r"(?!\s+(?:of\s+)?[A-Z]|\s+(?i:street|st|avenue|ave|floor|grade|district|precinct"
+        r"\b(?:on|of|(?:mon|tues|wednes|thurs|fri|satur|sun)day)\s+the\s+"
+        r"(?P<day>[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)\b"
+        r"(?!\s+(?:of\s+)?(?-i:[A-Z])|\s+(?:street|st|avenue|ave|floor|grade|district|precinct"
         r"|ward|century|anniversary|birthday|annual)\b)",
     ),
+    ("weekday", rf"(?=[fmstw])(?<!black )(?<!good )(?<!cyber )(?<!ash )\b{_WEEKDAY}(?:'s)?\b"),
     ("weekend", r"\b(?:last|this past|over the|this) weekend\b"),
     ("holiday", rf"(?=[cfhinv])\b(?P<holiday>{_HOLIDAY_NAMES})"),
     ("last_week", r"\b(?:last|this past) week\b"),
@@ -114,6 +119,8 @@ _SHIFT_BEFORE = re.compile(
 _DATE_AFTER = re.compile(
     rf"\s*,?\s+(?:on\s+|this\s+past\s+|last\s+)?(?:{_MONTH}|{_WEEKDAY}|\d)", re.I
 )
+_ARTICLE_BEFORE = re.compile(r"\ban?\s+$", re.I)
+_LAST_BEFORE = re.compile(r"\blast\s+$", re.I)
 _NUMERIC_CONTEXT = re.compile(r"(?:\bon|\bof|\bsince|\(|day,?)\s*$", re.I)
 _SAME_DAY = re.compile(r"\b(?:today|this (?:morning|afternoon|evening)|tonight)\b", re.I)
 _FUTURE_BEFORE = re.compile(r"\b(?:is|are|will be|be)\s+(?:on\s+|this\s+)?$", re.I)
@@ -124,11 +131,15 @@ _TIME = re.compile(
     r"|(?P<hour>[01]?\d|2[0-3]):(?P<minute>[0-5]\d)(?:\s*(?P<meridiem>[ap])\.?\s?m\b\.?)?"
     r"|(?P<hour12>1[0-2]|0?[1-9])\s*(?P<meridiem12>[ap])\.?\s?m\b\.?"
     r"|(?P<military>(?:[01]\d|2[0-3])[0-5]\d)\s*(?:hours|hrs|hr)\b"
-    r"|(?<=at |ut )(?P<bare>(?:[01]\d|2[0-3])[0-5]\d)\b(?![-/.,]\d))",
+    r"|(?<=at |ut )(?P<bare>(?:[01]\d|2[0-3])[0-5]\d)\b(?![-/.,]\d)"
+    # "Tuesday night around 11 we were called": an hour alone, read with the part of the day
+    r"|(?:(?<=around )|(?<=about )|(?<=at ))(?P<hour_only>1[0-2]|[1-9])(?=[,;.]?\s+(?:we|they|he|she|a|an"
+    r"|the|when|and|in the)\b|[,;]))",
     re.I,
 )
 _RANGE_AFTER = re.compile(r"\s*(?:-|\u2013|to|until)\s*\d", re.I)
-_EVENING = re.compile(r"\b(?:evening|night|tonight)\b", re.I)
+_EVENING = re.compile(r"\b(?:evening|night|nite|tonight|tonite)\b", re.I)
+_PART_OF_DAY = re.compile(r"\b(?:morning|afternoon|evening|night|nite|tonight|tonite)\b", re.I)
 _AFTERNOON = re.compile(r"\bafternoon\b", re.I)
 
 _INCIDENT = re.compile(
@@ -147,6 +158,13 @@ _OTHER_EVENT = re.compile(
     r"|available|availability|call (?:me|us|you)|(?:a|phone|conference|zoom|teams) call"
     r"|talk|speak|reopens?|reopening|resumes?|return(?:s|ing)? to|webinar|session"
     r"|appointment|interview|office hours|deadline)\b",
+    re.I,
+)
+
+# The words between an incident word and the event it happened at: "shooting at a ...".
+_AT_EVENT = re.compile(
+    r"\s+(?:at|during|outside|near|inside|in)\s+(?:(?:an?|the|our|their|this|that)\s+)?"
+    r"(?:[\w'-]+\s+){0,2}",
     re.I,
 )
 
@@ -291,8 +309,8 @@ def _weekday(match: re.Match[str], anchor: date, text: str, sentence: str) -> da
     before = text[max(0, match.start() - 30) : match.start()]
     modifier = _MODIFIER_BEFORE.search(before)
     said = modifier["mod"].lower() if modifier else ""
-    if said in ("this coming", "coming", "next", "until", "by"):
-        return None
+    if said in ("this coming", "coming", "next", "until", "by") or _ARTICLE_BEFORE.search(before):
+        return None  # "on the 3rd, a Friday afternoon": a description, not a day counted back
     delta = (anchor.weekday() - _WEEKDAYS.index(match["weekday"][:3].lower())) % 7 or 7
     if delta == 7 and said not in ("last", "this past", "past") and _SAME_DAY.search(sentence):
         delta = 0  # "this morning, Wednesday"
@@ -363,6 +381,10 @@ def _context(doc: _Text, index: int, start: int, end: int) -> tuple[float, float
     if mentions_other_incident(sentence, start - first):
         return None
     incidents, others = doc.cues(index)
+    # "a shooting at a graduation party last night": the event the incident happened at
+    others = [
+        o for o in others if not any(_AT_EVENT.fullmatch(doc.text, e, o[0]) for _, e in incidents)
+    ]
     incident, other = _gap(incidents, start, end), _gap(others, start, end)
     if other is not None and (incident is None or other < incident):
         return None  # "the vigil is on Friday", "can we meet Thursday"
@@ -430,7 +452,12 @@ def _doubt(kind: str, match: re.Match[str], text: str, day: date, anchor: date) 
     penalty = 0.0
     if (anchor - day).days > 400 and not shifted:
         penalty -= 1.5  # an old date is more often a comparison than the incident
-    if kind in _EXPLICIT_KINDS and not (match["year"] or shifted) and _soon_after(day, anchor):
+    last = _LAST_BEFORE.search(text, max(0, start - 8), start) is not None  # "Last October 19"
+    if (
+        kind in _EXPLICIT_KINDS
+        and not (match["year"] or shifted or last)
+        and _soon_after(day, anchor)
+    ):
         penalty -= 2.0  # "April 16" written in February: a plan more than a memory
     if kind == "numeric" and not match["year"] and not _introduced(text, start):
         penalty -= 1.5  # a bare "3/4" may be a fraction or a score
@@ -445,7 +472,7 @@ def _time_value(match: re.Match[str], sentence: str) -> str:
     military = match["military"] or match["bare"]
     if military:
         return f"{military[:2]}:{military[2:]}"
-    hour = int(match["hour"] or match["hour12"])
+    hour = int(match["hour"] or match["hour12"] or match["hour_only"])
     minute = int(match["minute"] or 0)
     meridiem = (match["meridiem"] or match["meridiem12"] or "").lower()
     if meridiem:
@@ -471,6 +498,8 @@ def _time(
         index = doc.sentence_at(match.start())
         if index is None or _RANGE_AFTER.match(doc.text, match.end()):
             continue  # "8:00-5:00": office hours, not an event
+        if match["hour_only"] and not _PART_OF_DAY.search(doc.sentence(index)):
+            continue  # "about 11" is a clock time only with "night", "morning"...
         if index in other_day - same_day:
             continue  # the time of another day's event
         context = _context(doc, index, *match.span())

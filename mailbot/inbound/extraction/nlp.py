@@ -24,6 +24,13 @@ NAME_WORD = {"TEXT": {"REGEX": r"^([A-Z][\w.'’]*|-)$"}}
 NAME_JOIN = {"LOWER": {"IN": ["of", "the", "&"]}}
 
 
+def _token(lower: str) -> dict[str, Any]:
+    """A suffix token, matched with a straight or a curly apostrophe ("Sheriff’s")."""
+    if "'" in lower:
+        return {"LOWER": {"IN": [lower, lower.replace("'", "’")]}}
+    return {"LOWER": lower}
+
+
 def _agency_patterns(nlp: Any, rules_dir: Path) -> list[dict[str, Any]]:
     path = rules_dir / "agencies.toml"
     data = load_toml(path)
@@ -32,7 +39,7 @@ def _agency_patterns(nlp: Any, rules_dir: Path) -> list[dict[str, Any]]:
     for suffix in suffixes:
         if not isinstance(suffix, str) or not suffix.strip():
             raise RulesError(f"{path}: suffixes: {suffix!r} is not a phrase")
-        tokens = [{"LOWER": t.lower_} for t in nlp.make_doc(suffix)]
+        tokens = [_token(t.lower_) for t in nlp.make_doc(suffix)]
         short = len(tokens) == 1 and suffix.isupper()  # PD, SO, DPS: the name must be 1-3 words
         head: list[dict[str, Any]] = [
             {**NAME_WORD, "OP": "+"} if not short else {**NAME_WORD, "OP": "{1,3}"}

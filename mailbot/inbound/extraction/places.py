@@ -50,14 +50,23 @@ _STATE_AFTER = re.compile(rf"[ \t]*,?[ \t]*({_STATE})(?![\w])")
 _CAP = r"[A-Z][A-Za-z'’.-]*"
 _WORD = rf"(?:{_CAP}|de|del|la|las|los|du|des|of|on|upon|au|d'[A-Za-z]+)"
 _NAME_BEFORE = re.compile(rf"((?:{_WORD}[ \t]+){{0,4}}{_WORD})[ \t]*,?[ \t]*$")
-_COUNTY = re.compile(
-    rf"((?:{_WORD}[ \t]+){{0,3}}{_CAP})[ \t]+(?:County|COUNTY|Parish|PARISH|Borough)\b"
+# Only "X County" names a county (a parish or borough is not labelled as one).
+_COUNTY = re.compile(rf"((?:{_WORD}[ \t]+){{0,3}}{_CAP})[ \t]+(?:County|COUNTY)\b")
+# "Lea County deputies helped us": another agency's county, not the incident's.
+_COUNTY_AGENCY_AFTER = re.compile(
+    r"['’]?s?[ \t]+(?:deputies|deputy|sheriff|sheriff['’]s|police|officers|SO|PD|troopers|"
+    r"dispatch|EMS|fire)\b",
+    re.I,
 )
 _IN_NAME = re.compile(
     rf"\b(?:[Ii]n|[Nn]ear|[Oo]utside(?: of)?|(?:[Cc]ity|[Tt]own|[Vv]illage|[Tt]ownship) of)"
     rf"[ \t]+({_CAP}(?:[ \t]+{_WORD}){{0,3}})"
 )
 _VENUE = re.compile(rf"\b(?:[Aa]t|[Nn]ear) (?:the )?({_CAP}(?:[ \t]+{_WORD}){{1,4}})")
+# "a shooting at a Leesburg nightclub": a town named as the modifier of a place noun.
+_TOWN_BEFORE_NOUN = re.compile(
+    rf"\b(?:[Aa]t|[Nn]ear|[Ii]n|[Oo]utside) an? ({_CAP}(?:[ \t]+{_CAP}){{0,2}})(?=[ \t]+[a-z])"
+)
 _AGENCY = re.compile(
     rf"((?:{_WORD}[ \t]+){{1,5}})(?:Police|POLICE|PD\b|Sheriff|Marshal|Department of Public Safety)"
 )
@@ -73,7 +82,8 @@ _NOT_CITIES = {
 _PERSON_NAMES = {"Georgia", "Virginia", "Washington"}  # a state only with "in", "State", ...
 _PERSON_NAME_CUE_BEFORE = re.compile(r"(?:\b(?:in|of|across|from|throughout|to)|,)[ \t]*$", re.I)
 _PERSON_NAME_CUE_AFTER = re.compile(r"(?:[ \t]+State\b|'s\b)")
-_COMMA_BEFORE = re.compile(r",[ \t]*$")
+_COMMA_BEFORE = re.compile(r"[,(][ \t]*$")  # "Lake County SO (Fla.)" too
+_TITLED_CODE = re.compile(r"(?<=[ \t])[A-Z][a-z]\b")
 _ZIP_AFTER = re.compile(r"[ \t]+\d{5}\b")
 _CAP_AFTER = re.compile(rf"[ \t]+({_CAP}(?:[ \t]+{_CAP})?)")
 _COUNTY_AFTER = re.compile(r"[ \t]+(?:County|COUNTY|Parish|PARISH|Borough)\b")
@@ -140,6 +150,9 @@ class Place:
     county: str | None
     confidence: float
     evidence: str
+    # Whether the text writes the state; else the gazetteer or an area code settled it
+    # ("Fort Mill Police Department" is only in SC, but the email never says SC).
+    written: bool = True
 
 
 NOWHERE = Place(None, None, None, 0.0, "none")
@@ -178,7 +191,7 @@ def resolve_place(
     mentions: list[_Mention] = []
     offset = 0
     for text, where in ((body, "body"), (signature, "signature"), (agency or "", "agency")):
-        mentions.extend(_Scanner(gaz, text, where, offset).mentions())
+        mentions.extend(_Scanner(gaz, text, where, offset, agency).mentions())
         offset += len(text) + 1
     stated = _tally((m.state, m.score) for m in mentions)
     options = [_options(gaz, m) if m.state is None else [] for m in mentions]
@@ -197,7 +210,9 @@ def resolve_place(
             first = _settle(mention, found, {state: 0.0}, set(), set())
         if first and first.state == state:
             in_state.append(first)
-    cities = _tally((m.city, m.score) for m in in_state)
+    # A town read from a venue's name is the last resort: "Catawba Ridge High School".
+    named = [m for m in in_state if m.city and m.form != "venue"]
+    cities = _tally((m.city, m.score) for m in (named or in_state))
     city = max(cities, key=lambda c: cities[c], default=None)
     city_mention = _best(m for m in in_state if m.city == city) if city else None
     county_mention = _best_county(gaz, in_state, city_mention)
@@ -216,24 +231,39 @@ def resolve_place(
         county_mention.county if county_mention else None,
         round(max(0.1, min(1.0, confidence)), 2),
         evidence,
+        written=any(m.state == state for m in mentions),
     )
 
 
 class _Scanner:
     """The mentions of places in one text: the body, the signature or the agency name."""
 
-    def __init__(self, gaz: Gazetteer, text: str, where: str, offset: int) -> None:
+    def __init__(
+        self, gaz: Gazetteer, text: str, where: str, offset: int, agency: str | None = None
+    ) -> None:
         letters = sum(c.isalpha() for c in text)
-        if letters and sum(c.isupper() for c in text) < letters / 100:
+        lower = bool(letters) and sum(c.isupper() for c in text) < letters / 100
+        if lower:
             text = text.title()  # written all in lower case: "ellsworth maine"
         self.gaz, self.text, self.where, self.offset = gaz, text[:_MAX_CHARS], where, offset
+        self.agency = agency
+        if lower:
+            self.text = _TITLED_CODE.sub(self._code_after_city, self.text)
         self.incidents = [m.start() for m in _INCIDENT.finditer(self.text)]
         self.taken: list[tuple[int, int]] = []  # spans already read as a place with its state
+
+    def _code_after_city(self, match: re.Match[str]) -> str:
+        """"Greenwood Ms" (title-cased "greenwood ms") is Greenwood, MS; "Call Me" stays."""
+        code = match.group().upper()
+        if code in _STATES and self._city(self._words_before(match.start()), code):
+            return code
+        return match.group()
 
     def mentions(self) -> Iterator[_Mention]:
         yield from self._counties()
         yield from self._cities_with_states()
         yield from self._cities_after_in()
+        yield from self._towns_before_nouns()
         yield from self._agency_cities()
         yield from self._venue_cities()
 
@@ -300,6 +330,8 @@ class _Scanner:
 
     def _counties(self) -> Iterator[_Mention]:
         for match in _COUNTY.finditer(self.text):
+            if self._other_agency(match):
+                continue
             words = match.group(1).split()
             runs = [" ".join(words[i:]) for i in range(len(words)) if words[i][0].isupper()]
             readings = tuple(r for r in runs if self.gaz.states_for_county(r))
@@ -324,6 +356,13 @@ class _Scanner:
             yield self._mention(
                 form, start, after.end(), city=city and city[0], county=county, state=state
             )
+
+    def _other_agency(self, match: re.Match[str]) -> bool:
+        """Whether "X County" names the county of an agency that is not the writer's."""
+        if self.where == "agency" or not self.agency:
+            return False
+        named = place_key(match.group(1).split()[-1]) in place_key(self.agency)
+        return not named and bool(_COUNTY_AGENCY_AFTER.match(self.text, match.end()))
 
     def _city_before_county(self, position: int) -> tuple[str, int] | None:
         """A city name and its start, set off by a comma before a county's name."""
@@ -377,6 +416,12 @@ class _Scanner:
                 continue
             names = self._readings(match.group(1).split())
             if names:
+                yield self._mention("city", match.start(1), match.end(1), city_names=names)
+
+    def _towns_before_nouns(self) -> Iterator[_Mention]:
+        for match in _TOWN_BEFORE_NOUN.finditer(self.text):
+            names = self._readings(match.group(1).split())
+            if names and not self._inside_taken(match.start(1)):
                 yield self._mention("city", match.start(1), match.end(1), city_names=names)
 
     def _agency_cities(self) -> Iterator[_Mention]:

@@ -49,8 +49,11 @@ _NUMBER = (
 )
 _VAGUE = r"several|multiple|numerous|many|dozens(?: of)?|scores of|hundreds of|a few|few|some"
 # These count (1, or 0 for "no") only when a person follows: "a teacher", "the other deputy",
-# "our school resource officer" (a possessive only before one person, not "our officers").
-_INDEFINITE = r"another|an|a|no|our|my|his|her|their|the (?:other|second|third|fourth|remaining)"
+# "the owner", "our school resource officer" (a possessive or "the" only before one person,
+# not "our officers").
+_INDEFINITE = (
+    r"another|an|a|no|our|my|his|her|their|the (?:other|second|third|fourth|remaining)|the"
+)
 _NUMERIC = (
     rf"(?:a couple(?: of)?|couple of|a pair of|a dozen|both|no one|nobody|none|{_VAGUE}"
     rf"|{_NUMBER})"
@@ -58,7 +61,7 @@ _NUMERIC = (
 _COUNT = rf"(?:{_NUMERIC}|(?:{_INDEFINITE})\b)"
 _QUALIFIER = (
     r"(?:at least|about|approximately|around|nearly|almost|roughly|an estimated|a total of"
-    r"|as many as|up to|more than|over|only|all)"
+    r"|as many as|up to|more than|over|only|all|like)"
 )
 _UNIT_AFTER = (
     r"(?:days?|weeks?|months?|years?|hours?|minutes?|seconds|times?|shots|rounds|bullets"
@@ -84,7 +87,7 @@ _PERSON_STEMS = (
 # Listed people, and nouns for what people do ("fourth-grader", "technician", "motorist").
 _PERSON = (
     rf"(?:(?:{_PERSON_STEMS})s?|people|persons|children|men|women|man|woman|freshmen"
-    r"|deputy|deputies|baby|babies|staff|personnel|faculty|others|one|\d{1,3}-years?-olds?"
+    r"|deputy|deputies|baby|babies|staff|personnel|faculty|others|one|\d{1,3}[- ]years?[- ]olds?"
     r"|(?!(?:number|quarter|corner|matter|letter|water|center|order|power|tower|trailer"
     r"|computer|chapter|cover|counter|border|door|floor|error|other|hour|minor)s?\b)"
     r"[a-z][a-z-]*(?:er|or|ist|ian)s?)\b"
@@ -103,7 +106,7 @@ _STOP = (
     rf"|struck|stabbed|{_UNIT_WORDS}|{'|'.join(_TENS)})\b"
 )
 _WORD = (
-    r"(?:\d{1,3}-years?-old|of (?:the|our|their|his|her|its) [a-z][a-z'-]*"
+    r"(?:\d{1,3}[- ]years?[- ]old|of (?:the|our|their|his|her|its) [a-z][a-z'-]*"
     rf"|(?!{_STOP}|{_UNIT_AFTER})[a-z][a-z'-]*)"
 )
 # "two of them", "one of our officers"; not "two of the wounded", which refers back.
@@ -130,6 +133,8 @@ _INCLUDING = (
     rf"|plus|in addition to|besides)\s+(?:\w+\s+){{0,2}}?{_PERP}\)?,?)?"
 )
 _PLACE = r"(?:\s+(?:at|in|inside|outside|from|on|near|of)\s+(?:the|our|a)(?:\s+[\w'-]+){1,3}?)?"
+# "A driver waiting in line was killed": what the person was doing.
+_DOING = r"(?:\s+(?!being\b)[a-z]+ing(?:\s+[\w'-]+){0,3}?)?"
 _AUX = (
     r"(?P<aux>(?:\s+(?:were|was|are|is|be|been|have|has|had|got|all|also|both|each|later"
     r"|since|now|confirmed|pronounced|remain|remains|remained|too"
@@ -152,6 +157,7 @@ _INJURY = (
     r"(?: with (?:[\w-]+ ){0,2}?(?:wounds|injuries))?"
     r"|(?:transported|taken|rushed|airlifted|flown) with (?:[\w-]+ ){0,2}?(?:wounds|injuries)"
     r"|(?:suffered|sustained) (?:[\w-]+ ){0,2}?(?:wounds|injuries)"
+    r"|went to (?:the |a )?(?:hospitals?|emergency rooms?|ER)\b"
 )
 # Everyone hit, killed or not: "sixteen people were struck; two of them died".
 _SHOT = r"(?:shot|stabbed|struck|hit|run over)(?! and (?:killed|survived)| dead| to death)"
@@ -166,6 +172,7 @@ _SUBJECT = re.compile(
     r"(?<![\w'-])"
     + _GROUP
     + _INCLUDING
+    + _DOING
     + _PLACE
     + r",?"
     + _AUX
@@ -183,10 +190,13 @@ _OBJECT = re.compile(
     re.I,
 )
 # "Fatalities: 3" in a form-like list.
+# A table flattened to text may glue the cells: "Deceased victims3", "Hospitalized5".
 _FORM = re.compile(
     r"^[ \t>*-]*(?:(?:number|total|no\.)\s+(?:of\s+)?)?(?:(?P<death>killed|dead|deceased|deaths"
-    r"|fatalities|fatal)|(?P<injury>injured|wounded|injuries|non-fatal))[ \t]*[:=(-][ \t]*"
-    rf"(?P<group>{_NUMERIC})",
+    r"|fatalities|fatal)|(?P<injury>injured|wounded|injuries|non-fatal|hospitali[sz]ed"
+    r"|treated and released))(?:[ \t]+(?:victims|people|persons|patients))?"
+    r"(?:[ \t]*[:=(-][ \t]*|(?=\d)|\t[ \t]*| {2,})"
+    rf"(?P<group>\d{{1,3}}\b|{_NUMERIC})",
     re.I | re.M,
 )
 # "There were no fatalities", "no other injuries".
@@ -226,7 +236,7 @@ _SUBSET_BEFORE = re.compile(r"\b(?:including|among them|such as)\s+$", re.I)
 _CASUALTY_WORD = re.compile(
     r"\b(?:kill|dead|died|death|murder|deceased|fatal|perish|slain|lost|passed|succumb|surviv"
     r"|injur|wound|hurt|hospital|shot|struck|hit|transported|taken|rushed|airlifted|flown"
-    r"|treated|suffered|sustained)",
+    r"|treated|suffered|sustained|stab|went to|graz|beat)",
     re.I,
 )
 _ADDITIVE = re.compile(r"\b(?:also|another|others?|additional|more|too|as well|else)\b", re.I)
@@ -244,6 +254,7 @@ _PLURAL = re.compile(
     r"(?:[^s]s|people|children|men|women|freshmen|deputies|babies|staff|personnel|faculty)$",
     re.I,
 )
+_HOW_BADLY = re.compile(rf"\s*(?:{_NUMERIC})\s+[a-z]+ly\s*", re.I)  # "two seriously"
 _NO_COUNT = re.compile(r"\s*(?:no|none)\b", re.I)
 _SPLIT_MEMBERS = re.compile(_SEPARATOR, re.I)
 _LEADING_COUNT = re.compile(rf"\s*(?:{_QUALIFIER}\s+|~\s*)?(?P<count>{_COUNT})", re.I)
@@ -359,15 +370,23 @@ class _Statement:
     other: bool = False  # about an incident the writer compares with
     own: bool = False  # its sentence speaks of "our", "we", "yesterday"...
     long_ago: bool = False
+    row: bool = False  # a row of a form or table ("Hospitalized: 5"); rows of one kind add up
 
 
-def _group_value(group: str) -> int | None:
+def _group_value(group: str, closed: bool = False) -> int | None:
     """The sum over "three children and three adults". A named shooter counts nothing, and
-    neither does a part already counted ("three people, two of them children")."""
+    neither does a part already counted ("three people, two of them children", "six hurt,
+    two seriously"), nor an apposition closed by a comma ("One of them, a 19 year old, died")."""
+    members = _SPLIT_MEMBERS.split(group.strip())
+    separators = _SPLIT_MEMBERS.findall(group.strip())
+    if closed and separators and separators[-1].strip() == ",":
+        members.pop()
     total, counted = 0, False
-    for index, member in enumerate(_SPLIT_MEMBERS.split(group.strip())):
-        if (_PERP_WORD.search(member) and not _NO_COUNT.match(member)) or (
-            index and _PARTITIVE_WORD.search(member)
+    for index, member in enumerate(members):
+        if (
+            (_PERP_WORD.search(member) and not _NO_COUNT.match(member))
+            or (index and _PARTITIVE_WORD.search(member))
+            or _HOW_BADLY.fullmatch(member)
         ):
             continue
         value = 1 if _TITLE_WORDS.fullmatch(member) else parse_count(member)
@@ -382,7 +401,10 @@ def _kind(match: re.Match[str]) -> str:
 
 
 def _statement(text: str, match: re.Match[str], kind: str) -> _Statement | None:
-    value = _group_value(match["group"]) if "group" in match.re.groupindex else 0
+    if "group" in match.re.groupindex:
+        value = _group_value(match["group"], text.startswith(",", match.end("group")))
+    else:
+        value = 0
     if value is None:
         return None
     named_shooter = _PERP_WORD.search(match.groupdict().get("group") or "") is not None
@@ -443,8 +465,12 @@ def _sentence_statements(text: str, start: int, end: int) -> list[_Statement]:
             continue
         if not any(first <= match.start("group") < last for first, last in taken):
             found.append(_statement(text, match, _kind(match)))
-    for pattern in (_FORM, _NONE):
-        found.extend(_statement(text, m, _kind(m)) for m in pattern.finditer(text, start, end))
+    for match in _FORM.finditer(text, start, end):
+        row = _statement(text, match, _kind(match))
+        if row:
+            row.row = True
+            found.append(row)
+    found.extend(_statement(text, m, _kind(m)) for m in _NONE.finditer(text, start, end))
     for match in _TOLL.finditer(text, start, end):
         toll = _statement(text, match, "killed")
         if toll:
@@ -476,7 +502,10 @@ def _choose(statements: list[_Statement], kind: str) -> list[_Statement]:
     return [base] + [
         s
         for s in rest
-        if s.total or s.sentence == base.sentence or (s.additive and s.start >= base.end)
+        if s.total
+        or s.sentence == base.sentence
+        or (s.additive and s.start >= base.end)
+        or (s.row and base.row)
     ]
 
 

@@ -20,6 +20,7 @@ _SIGN_OFF = re.compile(
     r"^\s*(?:thank you|thanks|many thanks|thank you for your help|regards|best regards|kind "
     r"regards|warm regards|respectfully|respectfully yours|sincerely|best|cheers|v/r|vr|"
     r"stay safe|be safe|with gratitude|gratefully|appreciate it|in service|"
+    r"with (thanks|appreciation|respect)|all the best|take care|warmly|"
     r"(thank you|thanks)( (so|very) much)?( (for|in) [\w' ]{1,40})?)[\s,.!-]*$",
     re.I,
 )
@@ -122,7 +123,13 @@ def prepare(text: str) -> RequestText:
         body, signature = _split_signature(unquoted)
         return RequestText(body.strip(), signature.strip())
     note, content, name, email = forward
+    notes = [note]  # the forwarders' notes, innermost first, each without its signature
+    inner = _split_forward(content)
+    while inner is not None and inner[3]:  # a forward of a forward: the innermost author writes
+        note, content, name, email = inner
+        notes.insert(0, note)
+        inner = _split_forward(content)
     body, signature = _split_signature(content)
-    note_body, _note_signature = _split_signature(note)
-    combined = body.strip() + ("\n\n" + note_body.strip() if note_body.strip() else "")
+    note_bodies = [part for n in notes if (part := _split_signature(n)[0].strip())]
+    combined = "\n\n".join([body.strip(), *note_bodies])
     return RequestText(combined, signature.strip(), name, email, forwarded=True)
