@@ -176,6 +176,30 @@ def cmd_digest(args: argparse.Namespace, cfg: Config) -> int:
     return 0
 
 
+def cmd_reply_text(args: argparse.Namespace, cfg: Config) -> int:
+    from mailbot.inbound.reply_text import new_text, reply_text
+
+    failed = 0
+    for name in args.files:
+        path = Path(name)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            print(f"mailbot: {path}: {exc.strerror}", file=sys.stderr)
+            failed += 1
+            continue
+        if path.suffix.lower() == ".eml":
+            text = reply_text(data)
+        else:
+            body = data.decode("utf-8", errors="replace")
+            text = new_text(body, html=path.suffix.lower() in (".html", ".htm"))
+        if args.json:
+            print(json.dumps({"file": str(path), "text": text}, ensure_ascii=False))
+        else:
+            print(f"==> {path} <==\n{text}\n")
+    return 1 if failed else 0
+
+
 def cmd_db_upgrade(args: argparse.Namespace, cfg: Config) -> int:
     engine = db.make_engine(cfg.database_url)
     before, after = db.upgrade(engine)
@@ -395,6 +419,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("extract", cmd_extract, "print what extraction finds in .eml files")
     p.add_argument("files", nargs="+", metavar="FILE.eml")
+    p.add_argument("--json", action="store_true")
+    p = add("reply-text", cmd_reply_text, "the new text of replies (.eml, .txt or .html)")
+    p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--json", action="store_true")
     p = add("eval", cmd_eval, "score extraction against DIR/gold.json")
     p.add_argument("dir", metavar="DIR")

@@ -184,3 +184,22 @@ def test_bad_rule_file_is_one_line_naming_file_and_line(tmp_path, capsys):
     assert "incident_types.toml:" in line and "weapons.stabbing: bad pattern" in line
     code, _, err = run(capsys, "run", "--config", str(conf))
     assert code == 1 and err.count("\n") == 1 and "incident_types.toml:" in err
+
+
+def test_reply_text_cli(tmp_path, capsys):
+    plain = tmp_path / "r.txt"
+    plain.write_text(
+        "#status closed\nThanks!\n\nOn Mon, Nov 16, 2026 at 9:00 AM Bot wrote:\n> old\n"
+    )
+    page = tmp_path / "r.html"
+    page.write_text(
+        '<div>New words</div><div class="gmail_quote">On Mon wrote:<blockquote>old'
+        "</blockquote></div>"
+    )
+    code, out, _ = run(capsys, "reply-text", "--json", str(plain), str(page))
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert code == 0
+    assert rows == [
+        {"file": str(plain), "text": "#status closed\nThe call went well."},
+        {"file": str(page), "text": "New words"},
+    ]
