@@ -189,7 +189,7 @@ def test_bad_rule_file_is_one_line_naming_file_and_line(tmp_path, capsys):
 def test_reply_text_cli(tmp_path, capsys):
     plain = tmp_path / "r.txt"
     plain.write_text(
-        "#status closed\nThanks!\n\nOn Mon, Nov 16, 2026 at 9:00 AM Bot wrote:\n> old\n"
+        "#status closed\nThe call went well.\n\nOn Mon, Nov 16, 2026 at 9:00 AM Bot wrote:\n> old\n"
     )
     page = tmp_path / "r.html"
     page.write_text(
