@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -14,17 +15,22 @@ from sqlalchemy.orm import Session, sessionmaker
 from mailbot import config as config_mod
 from mailbot import db
 from mailbot.config import Config
+from tests.pg import Postgres
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPORA = ROOT.parent / "shared" / "corpora"
 
 
 def write_config(folder: Path, extra: str = "") -> Path:
-    """A config file in ``folder`` using only local parts (SQLite, Maildir, file transport)."""
+    """A config file in ``folder`` using only local parts (SQLite, Maildir, file transport).
+
+    With MAILBOT_TEST_DB=postgresql the database is a fresh one on the tests' PostgreSQL.
+    """
     path = folder / "config.toml"
+    url = os.environ.get("MAILBOT_TEST_DATABASE_URL", "sqlite:///mailbot.db")
     sections = {
         "mailbot": 'address = "mvai@mvai.test"\nsample_requests = false',
-        "database": 'url = "sqlite:///mailbot.db"',
+        "database": f'url = "{url}"',
         "mailbox": 'maildir = "mail"\npoll_seconds = 0.2',
         "outgoing": 'directory = "outgoing"\nretry_base_seconds = 1',
         "coordinators": 'addresses = ["coord@mvai.test"]\nname = "Pat Coordinator"',
@@ -36,6 +42,32 @@ def write_config(folder: Path, extra: str = "") -> Path:
             sections[name] = (sections.get(name, "") + "\n" + body).strip()
     path.write_text("".join(f"[{k}]\n{v}\n\n" for k, v in sections.items()))
     return path
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres | None]:
+    """The tests' PostgreSQL when MAILBOT_TEST_DB=postgresql, else None (SQLite)."""
+    if os.environ.get("MAILBOT_TEST_DB", "sqlite") != "postgresql":
+        yield None
+        return
+    server = Postgres()
+    try:
+        server.start()
+        server.make_template()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(autouse=True)
+def database_per_test(postgres: Postgres | None, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    if postgres is None:
+        yield
+        return
+    name = postgres.create_database()
+    monkeypatch.setenv("MAILBOT_TEST_DATABASE_URL", postgres.url(name))
+    yield
+    postgres.drop_database(name)
 
 
 @pytest.fixture

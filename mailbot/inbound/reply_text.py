@@ -1,29 +1,36 @@
 """Reply text: the words the sender wrote in this message, without what they replied to.
 
 In: a message body (plain text, or HTML with ``html=True``) for ``new_text``, or a whole message
-for ``reply_text`` (its first text/plain part, else its HTML). Out: the new text, trimmed; ""
-when the message holds nothing new (a bare forward, a quote with no answer). Advisors' commands
-(``#status active``) are read from this text only, so when unsure a line counts as quoted.
+for ``reply_text`` (its first text/plain part, else its first HTML part; never an attachment).
+Out: the new text, trimmed; "" when the message holds nothing new (a bare forward, a quote with
+no answer). Advisors' commands (``#status active``) are read from this text only, so where the
+rules must guess, a line counts as quoted rather than new.
 On failure: nothing is raised; a body that breaks a rule gives "" and a warning in the log.
-Work is capped (characters read, characters a pattern sees per line), so time stays linear.
+Work is capped (characters read, characters a pattern sees of a line), so time stays linear.
 
 Rules, in order:
-1. HTML only: cut the markup at the first quoting marker (``<blockquote type="cite">``,
-   ``gmail_quote``, ``divRplyFwdMsg``, ``appendonsend``, Outlook's ``border-top:solid`` header
-   box, ``yahoo_quoted``, Thunderbird's ``moz-cite-prefix``, ...), then reduce it to text.
-2. Walk the lines from the top:
-   a. a ``>`` block is dropped, with the blank lines after it; text after it stays (an inline
-      or bottom-posted answer);
-   b. an attribution ("On ... wrote:", "Am ... schrieb ...:", "Le ... a écrit :", a date and
-      an address ending in ":", wrapped over up to three lines) right above a ``>`` block is
-      dropped with it; above anything else it ends the new text;
-   c. a separator ("-----Original Message-----", "Begin forwarded message:", an underscore rule
-      above headers) or a header block ("From: / Sent: / To: / Subject:" in a dozen languages,
-      two or more of them together) ends the new text.
-3. Signature: cut at a "-- " or underscore line, at a "Sent from my ..." line near the end (one
-   at the very top is dropped alone), and at a sign-off ("Thanks,", "Best regards") followed by
-   a short name block at the end.
-4. Blank lines at either end are trimmed.
+1. HTML only: cut the markup at the first quoting element (``<blockquote>`` other than Gmail's
+   indent, ``gmail_quote``, ``divRplyFwdMsg``, ``appendonsend``, Outlook's ``border-top:solid
+   #E1E1E1`` header box, ``yahoo_quoted``, ``moz-cite-prefix``, ...), then reduce it to text;
+   the attribution left above the cut goes in step 3.
+2. Mend attributions that clients broke: Gmail's "<a@b.example" + ">:", Polymail's "> wrote:".
+3. Walk the lines from the top:
+   a. a ``>`` block (and lines the client wrapped out of it) is dropped with the blank lines
+      after it; unquoted text after it stays: an inline or bottom-posted answer;
+   b. a separator ("-----Original Message-----", "---------- Forwarded message", "Begin
+      forwarded message:", a rule above headers) or a header block ("From: / Sent: / To: /
+      Subject:" in some twenty languages) ends the new text;
+   c. an attribution ("On ... wrote:", "Am ... schrieb ...:", "Le ... a écrit :", "... 写道：",
+      a date and "<address>:", wrapped over up to three lines) right above a ``>`` block is
+      dropped with it; above unquoted text it ends the new text if it holds a date, an address
+      or only a name ("Pat Coordinator wrote:"; "Here is what the officer wrote:" stays).
+4. Signature: a "Sent from my iPhone" or "CAUTION: external sender" line at the very top is
+   dropped; the text is cut at "-- ", an underscore rule or a device's "Sent from my ..." line
+   ("Von meinem iPhone gesendet", "Get Outlook for iOS", ...), at another rule ("-----", "—")
+   above a short signature-like block, and before a sign-off ("Thanks,", "Mit freundlichen
+   Grüßen", "-Pat") with at most a short name block under it. Those two guesses never take a
+   line that starts with "#" (a command) for part of a signature.
+5. Blank lines (and invisible marks) at either end are trimmed.
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ _MAX_LINE_CHARS = 400  # what the line patterns see of one line
 _ATTRIBUTION_LINES = 3  # an attribution wraps over at most this many lines
 _POLYMAIL_LINES = 5  # "On ... Name", "", "<", "mailto:Name <a@b>", "> wrote:"
 _HEADER_WINDOW = 6  # lines after a "From:" in which another header must follow
+_HEADER_LINES = 3  # header lines that make a block even without an address or a date
 _INLINE_HEADERS = 3  # "Temat: ... Nadawca: ... Adresat:" run together on one line
 _WRAP_COLUMN = 60  # a quoted line this long may have been wrapped by the sender's client
 _SIGN_OFF_TAIL_LINES = 4  # short lines that may follow a sign-off ("Thanks,")
@@ -76,16 +84,20 @@ _HTML_NEWLINES = re.compile(r"[\r\n]+")
 _QUOTE = re.compile(r"^[ \t]*>")
 _ADDRESS_CLOSE = re.compile(r"^\s*>\s*[:：]\s*$")
 _WROTE = (
-    r"wrote|writes|a\s+écrit|écrit|schrieb|geschrieben|escribió|escribio|escreveu|escreve"
-    r"|ha\s+scritto|scrisse|schreef|geschreven|skrev|skreiv|kirjoitti|napisał\(a\)|napisała"
-    r"|napisał|pisze|napsal\(a\)|napsala|napsal|написал\(а\)|написала|написал|написав|пишет"
-    r"|írta|a\s+scris|έγραψε|yazdı|va\s+escriure|đã\s+viết|كتب"
+    r"wrote|writes|a\s+écrit|écrit|schrieb|geschrieben|escribió|escribio|escrit|escreveu|escreve"
+    r"|ha\s+scritto|scrisse|schreef|geschreven|skrev|skreiv|kirjoitti|kirjutas|napisał\(a\)"
+    r"|napisała|napisał|napisana|napisano|pisze|napsal\(a\)|napsala|napsal|napísal|napisao"
+    r"|napisal|написал\(а\)|написала|написал|написав|написа|написао|пишет|пише|írta|a\s+scris"
+    r"|rašė|rakstīja|έγραψε|yazdı|va\s+escriure|đã\s+viết|menulis|כתב|كتب|เขียน"
 )
 _ATTRIBUTION_VERB = re.compile(
     rf"(?:(?<!\w)(?:{_WROTE})(?!\w)[^\n]{{0,120}}?[:：]|写道|寫道|のメッセージ|작성)\s*[:：]?\s*$",
     re.IGNORECASE,
 )
 _QUOTED_VERB = re.compile(rf"^\s*>\s*(?:{_WROTE})\s*[:：]\s*$", re.IGNORECASE)
+_NAME_WROTE = re.compile(rf"^(.{{1,60}}?)\s+(?:{_WROTE})\s*[:：]$", re.IGNORECASE)
+_NAME_WORDS = 4
+_NAME_WROTE_CHARS = 100
 _ATTRIBUTION_VERB_NO_COLON = re.compile(rf"(?<!\w)(?:{_WROTE})\s*$", re.IGNORECASE)
 _ATTRIBUTION_FRAME = " -="  # Zoho writes "---- On ... wrote ----"
 _ATTRIBUTION_START = re.compile(
@@ -95,6 +107,9 @@ _ATTRIBUTION_START = re.compile(
 )
 # Gmail's "2016-03-03 17:21 GMT+01:00 Name <a@b>:", also seen without the colon or address.
 _DATED_ATTRIBUTION = re.compile(r"^\s*\d{4}[/-]\d{1,2}[/-]\d{1,2}\b.{0,160}?(?:@|\bGMT[+-]\d)")
+# "30.09.2017, 18:30, "John" <j@x.example>:": a date near the start, an address at the end.
+_ADDRESS_AT_END = re.compile(r"<[^<>@\s]+@[^<>\s]+>\)?\s*[:：]$")
+_DATE_LEAD = 40
 _EMAIL = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
 _DATE_OR_TIME = re.compile(r"\d{1,4}[./-]\d{1,2}[./-]\d{1,4}|\d{1,2}[:.]\d{2}|(?:19|20)\d{2}")
 
@@ -173,8 +188,14 @@ _MOBILE = re.compile(
     rf"{_URL_TAIL}\s*\.?\u202c?\s*$",
     re.IGNORECASE,
 )
+_DEVICE = re.compile(
+    r"iphone|ipad|android|galaxy|samsung|blackberry|huawei|xiaomi|pixel|nokia|motorola|xperia"
+    r"|oneplus|wiko|mobile|phone|tablet|device|outlook|mail|yahoo|aol|windows|typeapp|app\b"
+    r"|mobil|handy|telefon|téléphone|teléfono|portable|móvil|cellulare|\biOS",
+    re.IGNORECASE,
+)
 _SIGN_OFF = re.compile(
-    r"^\s*(?:(?:best|kind|warm|warmest|many|with\s+kind)?\s*(?:regards|wishes)|best|cheers|thanks"
+    r"^\s*(?:(?:(?:best|kind|warm|warmest|many|with\s+kind)\s+)?(?:regards|wishes)|best|cheers|thanks"
     r"|thank\s+you|many\s+thanks|thanks\s+again|sincerely|yours(?:\s+(?:truly|sincerely))?"
     r"|all\s+the\s+best|take\s+care|cordialement|bien\s+cordialement|bien\s+à\s+vous|merci"
     r"|(?:mit\s+)?(?:freundlichen?|vielen?|besten?|lieben?|herzlichen?)\s+grü(?:ß|ss)en?"
@@ -344,7 +365,7 @@ def _drop_quoted(lines: list[str]) -> list[str]:
                 del kept[len(kept) - span + 1 :]
                 i = after
                 continue
-            if span > 1 or _has_evidence(_clip(line)):
+            if span > 1 or _has_evidence(_clip(line)) or _named_attribution(_clip(line)):
                 del kept[len(kept) - span + 1 :]
                 _drop_trailing_rules(kept)
                 return kept
@@ -405,15 +426,21 @@ def _starts_history(lines: list[str], i: int) -> bool:
 
 
 def _header_block(lines: list[str], i: int) -> bool:
-    """A "From:" (or "Sent:"/"Date:") line with at least one more header line soon after, or
-    a header line that holds three headers run together."""
+    """A "From:" (or "Sent:"/"Date:") line with more header lines soon after: two more, or one
+    more when the block also holds an address or a date header. Or a header line that holds
+    three headers run together."""
     first = _clip(lines[i])
     if _ANY_HEADER.match(first) and len(_INLINE_HEADER.findall(first)) >= _INLINE_HEADERS:
         return True
     if not (_FROM_HEADER.match(first) or _DATE_HEADER.match(first)):
         return False
-    window = lines[i + 1 : i + 1 + _HEADER_WINDOW]
-    return any(_ANY_HEADER.match(_clip(other)) for other in window)
+    block = [first]
+    block += [x for x in map(_clip, lines[i + 1 : i + 1 + _HEADER_WINDOW]) if _ANY_HEADER.match(x)]
+    if len(block) >= _HEADER_LINES:
+        return True
+    text = "\n".join(lines[i : i + 1 + _HEADER_WINDOW])
+    dated = any(_DATE_HEADER.match(x) for x in block)
+    return len(block) > 1 and (dated or "@" in text)
 
 
 def _attribution_span(lines: list[str], i: int, kept: list[str]) -> int:
@@ -462,12 +489,15 @@ def _is_attribution(text: str) -> bool:
         return True
     if "\n" in text and not _ATTRIBUTION_START.match(flat):
         return False
-    return (
-        flat.endswith((":", "："))
-        and bool(_EMAIL.search(flat))
-        and bool(_DATE_OR_TIME.search(flat))
-        and not _ANY_HEADER.match(flat)
-    )
+    return bool(_ADDRESS_AT_END.search(flat)) and bool(_DATE_OR_TIME.search(flat[:_DATE_LEAD]))
+
+
+def _named_attribution(line: str) -> bool:
+    """ "Pat Coordinator wrote:", "MVAI wrote:": a name of capitalised words only, so that
+    "Here is what the officer wrote:" stays text."""
+    match = _NAME_WROTE.match(line) if len(line) <= _NAME_WROTE_CHARS else None
+    words = match.group(1).strip("\"' ").split() if match else []
+    return 0 < len(words) <= _NAME_WORDS and all(word[:1].isupper() for word in words)
 
 
 def _has_evidence(text: str) -> bool:
@@ -487,9 +517,8 @@ def _drop_leading_mobile_line(lines: list[str]) -> list[str]:
     """A "Sent from my iPhone" some clients put above the text, or a gateway's
     "CAUTION: this email originated from outside" banner."""
     first = _next_non_blank(lines, 0)
-    if first < len(lines) and (
-        _MOBILE.match(_clip(lines[first])) or _EXTERNAL_BANNER.match(_clip(lines[first]))
-    ):
+    line = _clip(lines[first]) if first < len(lines) else ""
+    if (_MOBILE.match(line) and _DEVICE.search(line)) or _EXTERNAL_BANNER.match(line):
         rest = lines[first + 1 :]
         if any(x.strip() for x in rest):
             return rest
@@ -497,15 +526,19 @@ def _drop_leading_mobile_line(lines: list[str]) -> list[str]:
 
 
 def _cut_at_delimiter(lines: list[str]) -> list[str]:
-    """Cut at "-- ", an underscore rule or a "Sent from my ..." line; at another rule ("-----",
-    "=====", "—") when only a short signature-like block follows it."""
+    """Cut at "-- ", an underscore rule or a device's "Sent from my iPhone"; below some text, at
+    another "Sent from ..." line or rule ("-----", "—") when only a short signature-like block
+    follows it."""
     non_blank = [i for i, x in enumerate(lines) if x.strip()]
-    near_end = non_blank[-_RULE_TAIL_LINES - 1] if len(non_blank) > _RULE_TAIL_LINES else 0
+    near_end = non_blank[-_RULE_TAIL_LINES - 1] if len(non_blank) > _RULE_TAIL_LINES else 1
     for i, line in enumerate(lines):
         clipped = _clip(line)
         if _SIG_DELIMITER.match(clipped) or _UNDERSCORE_RULE.match(clipped):
             return lines[:i]
-        if _MOBILE.match(clipped):  # what follows it is its client's signature or the quote
+        mobile = _MOBILE.match(clipped)
+        if mobile and _DEVICE.search(clipped):  # what follows is its signature or the quote
+            return lines[:i]
+        if mobile and i > 0 and _signature_block(lines, i + 1, _SIGN_OFF_TAIL_LINES):
             return lines[:i]
         if i >= near_end and _SIG_RULE.match(clipped) and _signature_block(lines, i + 1):
             return lines[:i]
