@@ -29,6 +29,7 @@ from mailbot.inbound.mailbox import MailboxSource, MaildirSource, make_source
 from mailbot.inbound.pipeline import Pipeline
 from mailbot.jobs import digest, followups
 from mailbot.jobs.scheduler import make_scheduler
+from mailbot.locks import MailboxLock, SqliteDaemonLock
 from mailbot.models import InboundMessage
 from mailbot.outbound import outbox
 from mailbot.outbound.transport import make_transport
@@ -47,8 +48,33 @@ class Daemon:
         self.transport = make_transport(cfg)
         self.source: MailboxSource = make_source(cfg, self.factory)
         self.send_lock = threading.Lock()
+        self.sqlite_lock: SqliteDaemonLock | None = None
+        self.mailbox_lock: MailboxLock | None = None
+        if self.engine.dialect.name == "sqlite" and self.engine.url.database not in (
+            None,
+            ":memory:",
+        ):
+            self.sqlite_lock = SqliteDaemonLock(Path(self.engine.url.database or ""))
+        elif self.engine.dialect.name == "postgresql":
+            self.mailbox_lock = MailboxLock(self.engine, self.source.name)
+        self.next_lock_try = 0.0
+
+    @property
+    def holds_mailbox(self) -> bool:
+        """Whether this process fetches mail (always on SQLite; the lock holder on PostgreSQL)."""
+        if self.mailbox_lock is None:
+            return True
+        if not self.mailbox_lock.held and time.monotonic() >= self.next_lock_try:
+            self.next_lock_try = time.monotonic() + 15.0
+            if self.mailbox_lock.try_acquire():
+                log.info("this worker now holds the mailbox %s", self.source.name)
+                if not isinstance(self.source, MaildirSource):
+                    self._connect_or_wait()
+        return self.mailbox_lock.held
 
     def prepare(self) -> None:
+        if self.sqlite_lock is not None:
+            self.sqlite_lock.acquire()
         self.pipeline.filter_context  # noqa: B018 - load and validate the rules first
         extraction.preload(self.cfg.rules_dir)
         if self.cfg.database.auto_upgrade:
@@ -113,7 +139,8 @@ class Daemon:
 
     def step(self) -> int:
         """One round: poll, process the ledger, send. Returns how many messages were handled."""
-        self.source.poll(lambda mails: ledger.store_batch(self.factory, mails))
+        if self.holds_mailbox:
+            self.source.poll(lambda mails: ledger.store_batch(self.factory, mails))
         handled = 0
         while not self.stop.is_set():
             ids = ledger.pending_ids(self.factory, limit=100)
@@ -153,8 +180,14 @@ class Daemon:
             time.monotonic() - started,
         )
         try:
-            if not isinstance(self.source, MaildirSource):
+            if self.holds_mailbox and not isinstance(self.source, MaildirSource):
                 self._connect_or_wait()
+            elif not self.holds_mailbox:
+                log.info(
+                    "another worker holds the mailbox %s; this one works the ledger, outbox and "
+                    "follow-ups, and takes the mailbox over if the holder stops",
+                    self.source.name,
+                )
             failures = 0
             while not self.stop.is_set():
                 try:
@@ -174,11 +207,18 @@ class Daemon:
                     log.error("daemon step failed: %s: %s", type(exc).__name__, exc, exc_info=True)
                     self.stop.wait(min(60.0, 2.0**failures))
                     continue
-                self.source.wait(60.0, self.stop)
+                if self.holds_mailbox:
+                    self.source.wait(60.0, self.stop)
+                else:
+                    self.stop.wait(1.0)
         finally:
             scheduler.shutdown(wait=False)
             self.source.close()
             self.transport.close()
+            if self.mailbox_lock is not None:
+                self.mailbox_lock.release()
+            if self.sqlite_lock is not None:
+                self.sqlite_lock.release()
             self.engine.dispose()
             log.info("mailbot stopped")
 

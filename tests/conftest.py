@@ -27,7 +27,7 @@ def write_config(folder: Path, extra: str = "") -> Path:
     With MAILBOT_TEST_DB=postgresql the database is a fresh one on the tests' PostgreSQL.
     """
     path = folder / "config.toml"
-    url = os.environ.get("MAILBOT_TEST_DATABASE_URL", "sqlite:///mailbot.db")
+    url = _Databases.url(folder)
     sections = {
         "mailbot": 'address = "mvai@mvai.test"\nsample_requests = false',
         "database": f'url = "{url}"',
@@ -44,7 +44,24 @@ def write_config(folder: Path, extra: str = "") -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
+class _Databases:
+    """On PostgreSQL (MAILBOT_TEST_DB=postgresql): one database per test folder, made on
+    first use, a copy of the migrated template unless the test is marked empty_database."""
+
+    server: Postgres | None = None
+    empty = False
+    urls: dict[Path, str] = {}
+
+    @classmethod
+    def url(cls, folder: Path) -> str:
+        if cls.server is None:
+            return "sqlite:///mailbot.db"
+        if folder not in cls.urls:
+            cls.urls[folder] = cls.server.url(cls.server.create_database(not cls.empty))
+        return cls.urls[folder]
+
+
+@pytest.fixture(scope="session", autouse=True)
 def postgres() -> Iterator[Postgres | None]:
     """The tests' PostgreSQL when MAILBOT_TEST_DB=postgresql, else None (SQLite)."""
     if os.environ.get("MAILBOT_TEST_DB", "sqlite") != "postgresql":
@@ -54,20 +71,16 @@ def postgres() -> Iterator[Postgres | None]:
     try:
         server.start()
         server.make_template()
+        _Databases.server = server
         yield server
     finally:
+        _Databases.server = None
         server.stop()
 
 
 @pytest.fixture(autouse=True)
-def database_per_test(postgres: Postgres | None, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    if postgres is None:
-        yield
-        return
-    name = postgres.create_database()
-    monkeypatch.setenv("MAILBOT_TEST_DATABASE_URL", postgres.url(name))
-    yield
-    postgres.drop_database(name)
+def database_mode(request: pytest.FixtureRequest) -> None:
+    _Databases.empty = request.node.get_closest_marker("empty_database") is not None
 
 
 @pytest.fixture

@@ -98,10 +98,12 @@ class Postgres:
     def url(self, database: str) -> str:
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/{database}"
 
-    def create_database(self) -> str:
+    def create_database(self, migrated: bool = True) -> str:
+        """A fresh database: a copy of the migrated template, or an empty one."""
         name = f"t_{uuid.uuid4().hex[:12]}"
+        template = TEMPLATE if migrated else "template0"
         with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE}"')
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
         return name
 
     def drop_database(self, name: str) -> None:

@@ -11,6 +11,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from mailbot.cases import crisis, matching
@@ -39,10 +40,12 @@ AUTOMATIC_KINDS = ("ack", "checkin", "forward", "confirm")
 
 
 def next_ref(session: Session, year: int) -> str:
-    seq = session.get(CaseSequence, year, with_for_update=True)
-    if seq is None:
-        seq = CaseSequence(year=year, last=0)
-        session.add(seq)
+    """The next case reference of ``year``; the row lock serialises concurrent workers."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    session.execute(insert(CaseSequence).values(year=year, last=0).on_conflict_do_nothing())
+    seq = session.get(CaseSequence, year, with_for_update=True, populate_existing=True)
+    assert seq is not None
     seq.last += 1
     session.flush()
     return f"MVAI-{year}-{seq.last:04d}"

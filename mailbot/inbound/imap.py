@@ -10,7 +10,8 @@ State machine (one connection):
 hold yet (by lists of integer UIDs: imapclient 4.1.0 raises on range strings), commits them to
 the ledger, and only then moves them to the processed folder (MOVE, or COPY + \\Deleted + UID
 EXPUNGE) or flags them. UIDVALIDITY and the last UID are kept per mailbox; a UIDVALIDITY change
-is logged, and redelivered messages are recognised by Message-ID and content hash downstream.
+is logged and the coordinators get an alert; redelivered messages are recognised by Message-ID
+and content hash downstream.
 """
 
 from __future__ import annotations
@@ -118,8 +119,34 @@ class ImapSource:
                     state.uidvalidity,
                     self.uidvalidity,
                 )
+                self._alert_coordinators(session, state.uidvalidity)
                 state.uidvalidity = self.uidvalidity
                 state.last_uid = 0
+
+    def _alert_coordinators(self, session: Session, old: int) -> None:
+        """Tell the coordinators, not only the log: a renumbered mailbox usually means a server
+        migration or a restored backup, which someone should know about. In the transaction
+        that records the new UIDVALIDITY, and once per change (the dedupe key holds it)."""
+        from mailbot.outbound.compose import enqueue, valid_address
+
+        to = [a for a in self.cfg.coordinators.addresses if valid_address(a)]
+        if not to:
+            return
+        enqueue(
+            session,
+            self.cfg,
+            dedupe_key=f"uidvalidity.{self.name}.{self.uidvalidity}",
+            kind="alert",
+            to=to,
+            subject=f"mailbot: mailbox {self.opts.folder} was renumbered (UIDVALIDITY changed)",
+            template="coordinator/mailbox_renumbered",
+            context={
+                "mailbox": self.name,
+                "old_uidvalidity": old,
+                "new_uidvalidity": self.uidvalidity,
+            },
+            auto_submitted="auto-generated",
+        )
 
     def ensure_connected(self, stop: threading.Event) -> bool:
         """Reconnect with exponential backoff and jitter; False if ``stop`` was set meanwhile."""

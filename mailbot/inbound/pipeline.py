@@ -83,8 +83,13 @@ class Pipeline:
         started = time.monotonic()
         try:
             with transaction(self.factory) as session:
-                row = session.get(InboundMessage, ledger_id)
-                if row is None or row.status != "pending":
+                # Another worker (PostgreSQL) may hold this row: skip it rather than wait.
+                row = session.scalars(
+                    select(InboundMessage)
+                    .where(InboundMessage.id == ledger_id, InboundMessage.status == "pending")
+                    .with_for_update(skip_locked=True)
+                ).first()
+                if row is None:
                     return Outcome(ledger_id, "skipped", None, None, "not pending", 0.0)
                 result = self._handle(session, row)
                 row.status, row.kind, row.reason = result.status, result.kind, result.reason

@@ -27,6 +27,17 @@ def test_first_start_opens_sample_cases_and_stops_cleanly(tmp_path: Path):
         while len(list(outgoing.glob("*.eml"))) < 6 and time.monotonic() < deadline:
             assert proc.poll() is None, proc.stderr.read().decode()
             time.sleep(0.1)
+        second = subprocess.run(
+            [sys.executable, "-m", "mailbot", "run"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert second.returncode == 1
+        assert second.stderr.count("\n") == 1
+        assert f"another mailbot daemon (pid {proc.pid}) is running on" in second.stderr
     finally:
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=20)

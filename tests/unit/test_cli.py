@@ -121,6 +121,7 @@ def test_quarantine_list_and_replay(conf, tmp_path, capsys, monkeypatch):
     assert code == 1 and "not quarantined" in err
 
 
+@pytest.mark.empty_database
 def test_db_upgrade_and_doctor(conf, capsys):
     code, out, _ = run(capsys, "db", "upgrade", "--config", conf)
     assert code == 0 and "upgraded from empty to" in out
@@ -154,6 +155,7 @@ def test_doctor_reports_unreachable_smtp(tmp_path, capsys):
     assert line.startswith("FAIL") and "check [smtp] host, port and security" in line
 
 
+@pytest.mark.empty_database
 def test_doctor_on_an_empty_database(tmp_path, capsys):
     auto = write_config(tmp_path)
     code, out, _ = run(capsys, "doctor", "--config", str(auto))

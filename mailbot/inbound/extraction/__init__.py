@@ -24,13 +24,15 @@ import phonenumbers
 import us
 
 from mailbot.inbound.extraction import agency as agency_mod
-from mailbot.inbound.extraction import classify, contact, nlp, text, triage
+from mailbot.inbound.extraction import asks, classify, contact, nlp, suspect, text, triage
 from mailbot.inbound.extraction.dates import incident_when
+from mailbot.inbound.extraction.gazetteer import gazetteer
 from mailbot.inbound.extraction.places import resolve_place
 from mailbot.inbound.extraction.quantities import casualties
 from mailbot.inbound.parse import ParsedMessage
 
 MAX_CHARS = 20_000
+SUBJECT_CHARS = 300  # a longer subject is noise, and spaCy time grows with it
 REVIEW_BELOW = 0.5
 REVIEWED_FIELDS = (
     "agency",
@@ -82,21 +84,23 @@ def _area_codes(*texts: str) -> list[str]:
 
 
 def preload(rules_dir: Path) -> None:
-    """Compile every extraction rule file and load the spaCy pipeline (RulesError if bad)."""
+    """Compile every extraction rule file, load the place gazetteer and the spaCy pipeline
+    (RulesError if a rule file is bad), so that the first message is not the slow one."""
     agency_mod.load_rules(rules_dir)
     classify.load_rules(rules_dir)
     contact.load_rules(rules_dir)
     triage.load_rules(rules_dir)
+    gazetteer()
     nlp.load(rules_dir)
 
 
 def extract(msg: ParsedMessage, rules_dir: Path, doc: Any | None = None) -> Extraction:
     """The fields of one request; ``doc`` is its spaCy doc when made in a batch."""
     prepared = text.prepare(msg.text[:MAX_CHARS])
-    full = f"{msg.subject}\n\n{prepared.full}"
+    full = f"{msg.subject[:SUBJECT_CHARS]}\n\n{prepared.full}"
     if doc is None:
         doc = nlp.load(rules_dir)(full)
-    body = f"{msg.subject}\n\n{prepared.body}"
+    body = f"{msg.subject[:SUBJECT_CHARS]}\n\n{prepared.body}"
     sent = msg.date or datetime.now(UTC)
     ex = Extraction()
     conf = ex.confidence
@@ -133,9 +137,9 @@ def extract(msg: ParsedMessage, rules_dir: Path, doc: Any | None = None) -> Extr
     known_places = {p.lower() for p in (ex.city, ex.county, state_name) if p}
     ex.venue = classify.venue(rules, body, known_places) if has_incident else None
     flat = " ".join(body.split())
-    ex.suspect_status = classify.suspect_status(flat, has_incident)
-    ex.services = classify.services(rules, body)
-    ex.in_person_requested = classify.in_person_requested(flat)
+    ex.suspect_status = suspect.suspect_status(flat, has_incident)
+    ex.services = asks.services(rules, body)
+    ex.in_person_requested = asks.in_person_requested(flat)
 
     who = contact.find_contact(
         contact.load_rules(rules_dir),
@@ -173,6 +177,8 @@ def extract_many(
 ) -> list[Extraction]:
     """Extract a batch: one ``nlp.pipe`` over all texts, then the rules per message."""
     pipeline = nlp.load(rules_dir)
-    texts: Iterable[str] = (f"{m.subject}\n\n{text.prepare(m.text[:MAX_CHARS]).full}" for m in msgs)
+    texts: Iterable[str] = (
+        f"{m.subject[:SUBJECT_CHARS]}\n\n{text.prepare(m.text[:MAX_CHARS]).full}" for m in msgs
+    )
     docs = pipeline.pipe(texts, batch_size=batch_size)
     return [extract(m, rules_dir, doc) for m, doc in zip(msgs, docs, strict=True)]

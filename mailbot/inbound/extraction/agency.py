@@ -58,7 +58,9 @@ _SUFFIX_WORDS = re.compile(
     r"Constable|PD|SO|SD|DPS|UPD)\b"
 )
 # Words that do not name an agency on their own: "Chief of University Police" is a title.
-_GENERIC = frozenset(["university", "state", "county", "city", "town", "campus", "school", "tribal"])
+_GENERIC = frozenset(
+    ["university", "state", "county", "city", "town", "campus", "school", "tribal"]
+)
 
 
 def normalise(rules: AgencyRules, text: str) -> str | None:

@@ -9,12 +9,15 @@ short patterns here. A type or service is returned only when its score reaches t
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from mailbot.errors import RulesError
 from mailbot.inbound.extraction.gazetteer import states_for_city
+from mailbot.inbound.extraction.place_mentions import normalize_state
+from mailbot.inbound.extraction.sentences import sentences
 from mailbot.rules import compile_patterns, load_toml, require
 from mailbot.vocabulary import INCIDENT_TYPES, SERVICES
 
@@ -29,7 +32,13 @@ class IncidentRules:
     weapons: Weighted
     weapon_min: float
     shooting: tuple[re.Pattern[str], ...]
+    guns: tuple[re.Pattern[str], ...]
+    not_fired: tuple[re.Pattern[str], ...]
+    not_the_attack: tuple[re.Pattern[str], ...]
     venues: Weighted
+    # One search each instead of one per phrase (extraction runs on every request).
+    incident_any: re.Pattern[str]
+    describes_any: re.Pattern[str]
 
 
 @dataclass(frozen=True)
@@ -39,6 +48,8 @@ class ClassifyRules:
     services_min: float
     ask_cues: tuple[re.Pattern[str], ...]
     elsewhere_factor: float
+    ask_any: re.Pattern[str]
+    services_any: re.Pattern[str]
 
 
 def _weighted(
@@ -58,6 +69,11 @@ def _weighted(
     return out
 
 
+def any_of(patterns: Iterable[re.Pattern[str]]) -> re.Pattern[str]:
+    """One pattern that matches where any of ``patterns`` does."""
+    return re.compile("|".join(f"(?:{p.pattern})" for p in patterns), re.I)
+
+
 def _phrases(path: Path, data: dict[str, object], key: str) -> tuple[re.Pattern[str], ...]:
     phrases = require(path, data, key, list)
     return tuple(compile_patterns(path, key, [rf"\b(?:{p})\b" for p in phrases]))
@@ -69,21 +85,33 @@ def load_rules(rules_dir: Path) -> ClassifyRules:
     types = load_toml(types_path)
     services_path = rules_dir / "services.toml"
     services = load_toml(services_path)
+    stated = _phrases(types_path, types, "incident")
+    shooting = _phrases(types_path, types, "shooting.phrases")
+    guns = _phrases(types_path, types, "shooting.weapons")
     incident = IncidentRules(
         planning=_phrases(types_path, types, "planning"),
         no_incident=_phrases(types_path, types, "no_incident"),
-        incident=_phrases(types_path, types, "incident"),
+        incident=stated,
         weapons=_weighted(types_path, types, "weapons", INCIDENT_TYPES),
         weapon_min=float(require(types_path, types, "weapon_min", int)),
-        shooting=_phrases(types_path, types, "shooting.phrases"),
+        shooting=shooting,
+        guns=guns,
+        not_fired=_phrases(types_path, types, "shooting.not_fired"),
+        not_the_attack=_phrases(types_path, types, "shooting.not_the_attack"),
         venues=_weighted(types_path, types, "venues", INCIDENT_TYPES),
+        incident_any=any_of(stated),
+        describes_any=any_of((*stated, *shooting, *guns)),
     )
+    weights = _weighted(services_path, services, "weights", SERVICES)
+    ask_cues = _phrases(services_path, services, "ask_cues")
     return ClassifyRules(
         incident,
-        _weighted(services_path, services, "weights", SERVICES),
+        weights,
         float(require(services_path, services, "min_score", float)),
-        _phrases(services_path, services, "ask_cues"),
+        ask_cues,
         float(require(services_path, services, "elsewhere_factor", float)),
+        any_of(ask_cues),
+        any_of(p for phrases in weights.values() for p, _ in phrases),
     )
 
 
@@ -96,27 +124,19 @@ def scores(table: Weighted, text: str) -> dict[str, float]:
 
 
 _FIRST_PERSON = re.compile(r"\b(we|our|us|my|here|i)\b", re.I)
+# "after the Uvalde shooting" compares; "after the varsity football game" does not.
 _COMPARISON = re.compile(
-    r"\b(like|similar to|compared|comparison|reminds? (us|me) of|after (what happened in|the)|"
-    r"colleagues (in|from|there)|lessons from|since)\b",
+    r"\b(like|similar to|compared|comparison|reminds? (us|me) of|"
+    r"after (what happened in|the (?-i:[A-Z]))|colleagues (in|from|there)|lessons from|since)\b",
     re.I,
 )
-
-
-def sentences(text: str) -> list[str]:
-    """Sentences with their line breaks folded; paragraphs (and a subject line) end one."""
-    found = []
-    for paragraph in re.split(r"\n\s*\n", text):
-        flat = " ".join(paragraph.split())
-        found.extend(s for s in re.split(r"(?<=[.!?])\s+", flat) if s)
-    return found
 
 
 def incident_sentences(rules: IncidentRules, text: str) -> list[str]:
     """The sentences that describe the writer's incident (not a comparison with another)."""
     found = []
     for sentence in sentences(text):
-        describes = any(p.search(sentence) for p in (*rules.incident, *rules.shooting))
+        describes = rules.describes_any.search(sentence) is not None
         own = not _COMPARISON.search(sentence) or bool(_FIRST_PERSON.search(sentence))
         if describes and own:
             found.append(sentence)
@@ -127,12 +147,24 @@ def has_incident(rules: ClassifyRules, text: str) -> bool:
     inc = rules.incident
     if any(p.search(text) for p in inc.no_incident):
         return False
-    stated = [s for s in sentences(text) if any(p.search(s) for p in inc.incident)]
+    stated = [s for s in sentences(text) if inc.incident_any.search(s)]
     stated = [s for s in stated if not _COMPARISON.search(s)] or stated
     if not stated:
         return False
     planning = sum(1 for p in inc.planning if p.search(text))
     return not (planning >= 2 and len(stated) <= 1)
+
+
+def _is_shooting(rules: IncidentRules, focus: str) -> bool:
+    """Whether someone fired at the victims: not only the police at the suspect, and a gun
+    counts only when the text does not say it was never fired."""
+    attack = focus
+    for pattern in (*rules.not_fired, *rules.not_the_attack):
+        attack = pattern.sub(" ", attack)
+    if any(p.search(attack) for p in rules.shooting):
+        return True
+    fired = not any(p.search(focus) for p in rules.not_fired)
+    return fired and any(p.search(attack) for p in rules.guns)
 
 
 def incident_type(rules: ClassifyRules, text: str) -> tuple[str | None, float]:
@@ -146,7 +178,7 @@ def incident_type(rules: ClassifyRules, text: str) -> tuple[str | None, float]:
         best, score = max(weapons.items(), key=lambda kv: kv[1])
         if score >= inc.weapon_min:
             return best, 0.9
-    if not any(p.search(focus) for p in inc.shooting):
+    if not _is_shooting(inc, focus):
         return "other", 0.6
     near = scores(inc.venues, focus)
     far = scores(inc.venues, text)
@@ -160,120 +192,58 @@ def incident_type(rules: ClassifyRules, text: str) -> tuple[str | None, float]:
     return best, 0.9 if score >= 2 * max(runner_up, 1) else 0.6
 
 
-def services(rules: ClassifyRules, text: str) -> list[str]:
-    """The services asked for: phrases in asking sentences in full, elsewhere a fraction."""
-    totals: dict[str, float] = {}
-    for sentence in sentences(text):
-        factor = 1.0 if any(p.search(sentence) for p in rules.ask_cues) else rules.elsewhere_factor
-        for key, value in scores(rules.services, sentence).items():
-            totals[key] = totals.get(key, 0.0) + factor * value
-    return sorted(k for k, v in totals.items() if v >= rules.services_min)
-
-
-_AT_LARGE = re.compile(
-    r"\b((still|remains?|is|are) (at large|outstanding|on the loose|out there)|at large|manhunt|"
-    r"not (yet )?(been )?(apprehended|caught|located|identified|found|in custody)|"
-    r"(neither|none|no one|nobody)( of them| one)? (is |are )?(in custody|arrested)|"
-    r"(suspects?|shooters?|gunm[ae]n|attackers?) (fled|escaped|got away|outstanding)|on the run|"
-    r"(searching|looking) for (the )?(suspects?|shooters?|gunm[ae]n)|(still|remains?) (loose|in "
-    r"the area)|no (arrests? (has|have) been|one has been|arrests? (was|were)) (made|arrested|"
-    r"charged)|not (yet )?been (arrested|charged|identified))\b",
-    re.I,
-)
-_DECEASED = re.compile(
-    r"\b((suspect|shooter|gunman|attacker|perpetrator|he|she)\b[^.]{0,60}\b(took (his|her|their) "
-    r"own life|killed (himself|herself)|shot (himself|herself)|was (shot and )?killed|is dead|"
-    r"died|was neutralized)|(shot|killed) (and killed )?(him|her|the (suspect|shooter|gunman|"
-    r"attacker))|shooter who shot himself|suicide|plus the shooter)\b",
-    re.I,
-)
-_CUSTODY = re.compile(
-    r"\b(in (our |their |police |federal |state |county )?custody|into custody|arrested|"
-    r"apprehended|detained|booked|surrendered|under arrest|charged with|has been charged|"
-    r"held without bond|in (the )?([\w-]+ ){0,3}jail|behind bars|in prison|pleaded guilty|"
-    r"convicted|sentenced)\b",
-    re.I,
-)
-
-
-def suspect_status(text: str, has_incident: bool) -> str | None:
-    """The suspect's status as last stated: at large, in custody, deceased, else unknown."""
-    if not has_incident:
-        return None
-    found = []
-    for status, pattern in (
-        ("at_large", _AT_LARGE),
-        ("deceased", _DECEASED),
-        ("in_custody", _CUSTODY),
-    ):
-        found.extend((m.start(), status) for m in pattern.finditer(text))
-    if not found:
-        return "unknown"
-    # A negated custody ("neither one in custody yet") is at large, not custody.
-    last_at_large = max((pos for pos, st in found if st == "at_large"), default=None)
-    if last_at_large is not None:
-        found = [
-            (pos, st)
-            for pos, st in found
-            if not (st == "in_custody" and 0 <= pos - last_at_large < 40)
-        ]
-    return max(found)[1]
-
-
-_IN_PERSON = re.compile(
-    r"\b(in[- ]person|on[- ]?site|onsite|(come|travel|coming) (out|down|up|here|over|to (us|our|"
-    r"[A-Z]\w+))|visit (us|our|[A-Z]\w+|campus|the (area|city|town|county|department))|"
-    r"an? (on-?site )?visit|on the ground with us|boots on the ground|"
-    r"send (someone|an advisor|a team|somebody)|be here|be with us)\b",
-    re.I,
-)
-_REMOTE = re.compile(
-    r"\b((advisor|someone|somebody) on the phone|phone consultation|by phone|over the phone|"
-    r"virtual(ly)?|zoom|teams call|video (call|conference|chat|meeting)|by video|"
-    r"no need to travel|don'?t need (anyone|someone|somebody|an advisor) to (travel|come)|"
-    r"(don'?t|do not) need an advisor|remote(ly)?|just the (documents|templates|materials)|"
-    r"a call or two|phone call)\b",
-    re.I,
-)
-_NEGATED_VISIT = re.compile(
-    r"\b(no|not|don'?t|do not|without|instead of|rather than|no need for)\b[^.]{0,25}"
-    r"\b(in[- ]person|visit|travel|on[- ]?site)",
-    re.I,
-)
-
-
-def in_person_requested(text: str) -> bool | None:
-    if _NEGATED_VISIT.search(text):
-        return False
-    if _IN_PERSON.search(text):
-        return True
-    if _REMOTE.search(text):
-        return False
-    return None
-
-
 _VENUE = re.compile(
     r"\b(?:at|inside|in|outside|near|into|of|to|entered|during|on the grounds of)\s+"
     r"(?:[Tt]he\s+|[Aa]n?\s+)?"
     r"((?:[A-Z][\w'’&.-]*|\d+\w*)(?:\s+(?:[A-Z][\w'’&.-]*|of|de|del|la|El|N|&))*)"
 )
+_PART_OF_TOWN = re.compile(r"^(Downtown|Old Town|Uptown|Midtown)\b\s*")
 _NOT_VENUE = re.compile(
     r"^(January|February|March|April|May|June|July|August|September|October|November|December|"
     r"Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|Route|Highway|I-\d+|Our|We|"
-    r"The|This|That|Old Town|Downtown|MVAI)\b|\b(County|Parish|Police|Sheriff'?s?|Department|"
+    r"The|This|That|MVAI)\b|\b(County|Parish|Police|Sheriff'?s?|Department|"
     r"Office|Township)$"
 )
 
 
+def _is_place(name: str, places: set[str]) -> bool:
+    """A town, a state or a county rather than a venue: "Elgin IL", "Downtown Garland"."""
+    name = _PART_OF_TOWN.sub("", name)
+    head, _, last = name.rpartition(" ")
+    if head and normalize_state(last) and states_for_city(head):
+        return True
+    return not name or name.lower() in places or bool(states_for_city(name))
+
+
+def _venues_in(sentence: str, places: set[str]) -> list[str]:
+    found = []
+    for match in _VENUE.finditer(sentence):
+        name = match.group(1).strip(" .,'’")
+        words = name.split()
+        if _NOT_VENUE.search(name) or _is_place(name, places):
+            continue
+        if len(words) == 1 and not any(c.isupper() for c in name[1:]) and "-" not in name:
+            continue
+        found.append(name)
+    return found
+
+
 def venue(rules: ClassifyRules, text: str, places: set[str]) -> str | None:
-    """The named place where it happened, from the incident sentences, or None."""
-    for sentence in incident_sentences(rules.incident, text):
-        for match in _VENUE.finditer(sentence):
-            name = match.group(1).strip(" .,'’")
-            words = name.split()
-            if _NOT_VENUE.search(name) or name.lower() in places or states_for_city(name):
-                continue
-            if len(words) == 1 and not any(c.isupper() for c in name[1:]) and "-" not in name:
-                continue
-            return name
-    return None
+    """The named place where it happened: the first in the sentences that describe the
+    incident, else in the sentences next to them ("officers responded to a call at the Twin
+    Oaks Apartments. A man inside opened fire"), written out in full where a later mention
+    is longer ("First Presbyterian" in the subject, "First Presbyterian Church" in the text).
+    """
+    all_sentences = sentences(text)
+    incident = set(incident_sentences(rules.incident, text))
+    described = [i for i, s in enumerate(all_sentences) if s in incident]
+    beside = [j for i in described for j in (i - 1, i + 1) if 0 <= j < len(all_sentences)]
+    names: list[str] = []
+    for group in (described, beside):
+        names = [n for i in dict.fromkeys(group) for n in _venues_in(all_sentences[i], places)]
+        if names:
+            break
+    if not names:
+        return None
+    first = names[0]
+    return max((n for n in names if n.startswith(first)), key=len)

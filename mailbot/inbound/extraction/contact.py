@@ -139,22 +139,32 @@ def _expand_rank(title: str) -> str:
 
 
 # A number the writer (or a forwarder, for the author) asks to be called on: "her cell is
-# 541-555-0186", "call me at ...", "269-555-0118 is my cell".
-_CALL_ON_BEFORE = re.compile(
+# 541-555-0186", "call me at ...", "269-555-0118 is my cell". Only the words around a cue are
+# searched for the number.
+_CALL_ON = re.compile(
     r"\b(cell|mobile|call (me|him|her|us)|reach (me|him|her|us)|reached|my (number|phone)|"
-    r"direct line)\b[^.\n]{0,40}$",
+    r"direct line)\b",
     re.I,
 )
-_CALL_ON_AFTER = re.compile(r"^\W{0,3}(is )?(my|his|her) (cell|mobile|number|direct line)\b", re.I)
+_CUE_TO_NUMBER = re.compile(r"[^.\n]{0,40}")  # the cue and its number in one sentence
+_NUMBER_TO_CUE = re.compile(r"\W{0,3}(is )?(my|his|her) $", re.I)
 
 
 def asked_phone(text: str) -> str | None:
     """The first number in ``text`` that the words around it offer as the one to call."""
     flat = " ".join(text.split())
-    for match in phonenumbers.PhoneNumberMatcher(flat, "US"):
-        before = flat[max(0, match.start - 80) : match.start]
-        if _CALL_ON_BEFORE.search(before) or _CALL_ON_AFTER.match(flat, match.end):
-            return phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164)
+    for cue in _CALL_ON.finditer(flat):
+        start = max(0, cue.start() - 30)
+        for match in phonenumbers.PhoneNumberMatcher(flat[start : cue.end() + 60], "US"):
+            number_start, number_end = start + match.start, start + match.end
+            after_cue = number_start >= cue.end() and _CUE_TO_NUMBER.fullmatch(
+                flat, cue.end(), number_start
+            )
+            before_cue = number_end <= cue.start() and _NUMBER_TO_CUE.fullmatch(
+                flat, number_end, cue.start()
+            )
+            if after_cue or before_cue:
+                return phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164)
     return None
 
 

@@ -1,12 +1,11 @@
 """Casualty counts in a request's text.
 
 In: plain text (the visible body, with the subject in front if the caller wants it read).
-Out: ``parse_count`` turns a number phrase into an int; ``casualties`` finds how many people
-were killed and injured in the writer's own incident, with the matched span per field as
-evidence. A count the text does not state is None, never guessed. Statements about another
+Out: ``casualties`` finds how many people were killed and injured in the writer's own
+incident, with the matched span per field as evidence (the numbers of people come from
+``counts``). A count the text does not state is None, never guessed. Statements about another
 incident that the writer compares with ("like Parkland, where 17 died") are set aside.
-``sentence_spans`` and ``mentions_other_incident`` are shared with ``dates``. Pure
-functions; odd text gives None fields, never an exception.
+Pure functions; odd text gives None fields, never an exception.
 """
 
 from __future__ import annotations
@@ -14,123 +13,27 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-_UNITS = [
-    "zero",
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-    "ten",
-    "eleven",
-    "twelve",
-    "thirteen",
-    "fourteen",
-    "fifteen",
-    "sixteen",
-    "seventeen",
-    "eighteen",
-    "nineteen",
-]
-_TENS = ["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
-_WORD_VALUES = {w: i for i, w in enumerate(_UNITS)} | {w: 20 + 10 * i for i, w in enumerate(_TENS)}
-_ORDINALS = ["second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth"]
+from mailbot.inbound.extraction.counts import (
+    GROUP,
+    NUMERIC,
+    ORDINALS,
+    PERP,
+    PERP_WORD,
+    PERSON_WORD,
+    SPLIT_MEMBERS,
+    TITLE_WORDS,
+    group_value,
+)
+from mailbot.inbound.extraction.sentences import (
+    mentions_other_incident,
+    sentence_spans,
+    speaks_of_own,
+)
 
-_UNIT_WORDS = "|".join(sorted(_UNITS, key=len, reverse=True))
-_UNDER_100 = rf"(?:(?:{'|'.join(_TENS)})(?:[- ](?:{'|'.join(_UNITS[1:10])}))?|{_UNIT_WORDS})\b"
-# A number in digits or words, up to the hundreds.
-_NUMBER = (
-    rf"(?:(?:a|one|{'|'.join(_UNITS[2:10])})[ -]hundred(?:(?: and)? {_UNDER_100})?"
-    rf"|{_UNDER_100}|(?<![\w$#:/.,-])\d{{1,3}}(?![\d:/%]|[.,]\d|-year))"
-)
-_VAGUE = r"several|multiple|numerous|many|dozens(?: of)?|scores of|hundreds of|a few|few|some"
-# These count (1, or 0 for "no") only when a person follows: "a teacher", "the other deputy",
-# "the owner", "our school resource officer" (a possessive or "the" only before one person,
-# not "our officers").
-_INDEFINITE = (
-    r"another|an|a|no|our|my|his|her|their|the (?:other|second|third|fourth|remaining)|the"
-)
-_NUMERIC = (
-    rf"(?:a couple(?: of)?|couple of|a pair of|a dozen|both|no one|nobody|none|{_VAGUE}"
-    rf"|{_NUMBER})"
-)
-_COUNT = rf"(?:{_NUMERIC}|(?:{_INDEFINITE})\b)"
-_QUALIFIER = (
-    r"(?:at least|about|approximately|around|nearly|almost|roughly|an estimated|a total of"
-    r"|as many as|up to|more than|over|only|all|like)"
-)
-_UNIT_AFTER = (
-    r"(?:days?|weeks?|months?|years?|hours?|minutes?|seconds|times?|shots|rounds|bullets"
-    r"|percent|miles?|feet|yards|blocks|o'clock|[ap]\.?m)\b"
-)
-_PERSON_STEMS = (
-    r"adult|agent|athlete|attendee|aunt|bartender|boy|brother|bystander|cashier|chaperone|"
-    r"churchgoer|citizen|civilian|classmate|clerk|coach|colleague|concertgoer|congregant|cook|"
-    r"counselor|cousin|coworker|co-worker|custodian|customer|cyclist|dancer|daughter|detective|"
-    r"dispatcher|doctor|driver|employee|fan|father|firefighter|friend|girl|grandfather|"
-    r"grandmother|guard|guest|husband|individual|infant|inmate|instructor|janitor|jailer|"
-    r"juvenile|kid|librarian|lieutenant|manager|marshal|member|minor|mother|mourner|musician|"
-    r"neighbor|nephew|niece|nurse|officer|owner|paramedic|parent|parishioner|partygoer|"
-    r"passenger|pastor|patient|patron|pedestrian|performer|person|player|priest|principal|"
-    r"professor|rabbi|receptionist|relative|resident|secretary|senior|sergeant|server|shopper|"
-    r"sister|soldier|son|spectator|staffer|student|supervisor|teacher|teen|teenager|tenant|"
-    r"usher|greeter|deacon|elder|attendant|assistant|occupant|participant|aide|intern|cadet|"
-    r"recruit|constable|warden|chef|vendor|grandparent|grandchild|grandson|granddaughter|"
-    r"boyfriend|girlfriend|fiance|fiancee|newborn|freshman|sophomore|junior|alumnus|"
-    r"teller|toddler|trooper|uncle|victim|visitor|volunteer|waiter|waitress|wife|worker|"
-    r"worshiper|worshipper|youth"
-)
-# Listed people, and nouns for what people do ("fourth-grader", "technician", "motorist").
-_PERSON = (
-    rf"(?:(?:{_PERSON_STEMS})s?|people|persons|children|men|women|man|woman|freshmen"
-    r"|deputy|deputies|baby|babies|staff|personnel|faculty|others|one|\d{1,3}[- ]years?[- ]olds?"
-    r"|(?!(?:number|quarter|corner|matter|letter|water|center|order|power|tower|trailer"
-    r"|computer|chapter|cover|counter|border|door|floor|error|other|hour|minor)s?\b)"
-    r"[a-z][a-z-]*(?:er|or|ist|ian)s?)\b"
-)
-_PERP = (
-    r"(?:gunm[ae]n|shooters?|suspects?|attackers?|perpetrators?|assailants?|killers?"
-    r"|offenders?|himself|herself|themselves)\b"
-)
-# Words that end the noun phrase of a count: verbs, conjunctions, casualty words, units.
-_STOP = (
-    r"(?:and|or|but|plus|as|of|were|was|is|are|be|been|being|have|has|had|who|that|which|whom"
-    r"|whose|when|while|where|with|by|from|at|in|on|into|to|after|before|during|inside"
-    r"|outside|near|including|among|not|also|later|all|each|both|the|a|an|this|these|those"
-    r"|killed|dead|died|deceased|murdered|injured|wounded|hurt|hospitali[sz]ed|fatalities"
-    r"|fatality|deaths|injuries|shot|fatally|mortally|lost|perished|slain|ago|gunshot|grazed"
-    rf"|struck|stabbed|{_UNIT_WORDS}|{'|'.join(_TENS)})\b"
-)
-_WORD = (
-    r"(?:\d{1,3}[- ]years?[- ]old|of (?:the|our|their|his|her|its) [a-z][a-z'-]*"
-    rf"|(?!{_STOP}|{_UNIT_AFTER})[a-z][a-z'-]*)"
-)
-# "two of them", "one of our officers"; not "two of the wounded", which refers back.
-_PARTITIVE = rf"of (?:them|those|whom|us)\b|of (?:our|the|his|their|its)\s+{_WORD}"
-_TITLE = (
-    r"(?-i:(?:Officer|Deputy|Sgt\.|Sergeant|Trooper|Detective|Det\.|Lt\.|Lieutenant|Cpl\."
-    r"|Corporal|Agent|Captain|Capt\.|Chief|Marshal|Firefighter|Mr\.|Mrs\.|Ms\.|Dr\.)"
-    r"(?:\s+[A-Z][\w'-]+){1,2})"
-)
-_MEMBER = (
-    rf"(?:{_QUALIFIER}\s+)?(?:(?:{_INDEFINITE})\s+(?:{_WORD}\s+){{0,2}}{_PERSON}|{_TITLE}"
-    r"|another(?=\s+(?:was|is|has|had|died|later)\b)"
-    rf"|{_NUMERIC}(?!\s+{_UNIT_AFTER})(?:\s+{_PARTITIVE})?(?:\s+{_WORD}){{0,3}})"
-)
-_PERP_MEMBER = rf"(?:(?:the|a|an|one|their|his|her)\s+(?:{_WORD}\s+)?{_PERP}|{_PERP})"
-_SEPARATOR = r"(?:\s*,\s*(?:and\s+)?|\s+(?:and|as well as|plus|along with)\s+)"
-_GROUP = (
-    rf"(?P<group>{_MEMBER}(?:{_SEPARATOR}(?:{_MEMBER}|{_PERP_MEMBER}))*"
-    rf"|{_PERP_MEMBER}(?:{_SEPARATOR}{_MEMBER})+)"
-)
 # ", including the gunman," takes one off the count; ", not counting the gunman," does not.
 _INCLUDING = (
     r"(?:\s*,?\s*\(?(?:(?P<incl>including|among them)|not including|not counting|excluding"
-    rf"|plus|in addition to|besides)\s+(?:\w+\s+){{0,2}}?{_PERP}\)?,?)?"
+    rf"|plus|in addition to|besides)\s+(?:\w+\s+){{0,2}}?{PERP}\)?,?)?"
 )
 _PLACE = r"(?:\s+(?:at|in|inside|outside|from|on|near|of)\s+(?:the|our|a)(?:\s+[\w'-]+){1,3}?)?"
 # "A driver waiting in line was killed": what the person was doing.
@@ -157,6 +60,7 @@ _INJURY = (
     r"(?: with (?:[\w-]+ ){0,2}?(?:wounds|injuries))?"
     r"|(?:transported|taken|rushed|airlifted|flown) with (?:[\w-]+ ){0,2}?(?:wounds|injuries)"
     r"|(?:suffered|sustained) (?:[\w-]+ ){0,2}?(?:wounds|injuries)"
+    r"|beaten|assaulted|pistol-whipped"
     r"|went to (?:the |a )?(?:hospitals?|emergency rooms?|ER)\b"
 )
 # Everyone hit, killed or not: "sixteen people were struck; two of them died".
@@ -170,7 +74,7 @@ _TRANSITIVE = re.compile(
 # "Two students and a teacher were killed", "three dead", "no one was hurt".
 _SUBJECT = re.compile(
     r"(?<![\w'-])"
-    + _GROUP
+    + GROUP
     + _INCLUDING
     + _DOING
     + _PLACE
@@ -183,9 +87,10 @@ _SUBJECT = re.compile(
 _OBJECT = re.compile(
     r"\b(?:(?P<death>killed|killing|kills|murdered|murdering|fatally (?:shot|shooting|wounded"
     r"|wounding)|shot and killed|shooting and killing|(?:took|taking|claimed|claiming) the lives"
-    r" of|(?:the )?deaths? of|lost)|(?P<injury>wounded|wounding|injured|injuring|hurt|hurting)"
+    r" of|(?:the )?deaths? of|lost)|(?P<injury>wounded|wounding|injured|injuring|hurt|hurting"
+    r"|beat|beating|assaulted|assaulting|pistol-whipped|pistol-whipping)"
     r"|(?P<shot>shot|shooting|stabbed|stabbing|struck|striking|hit|hitting|ran over))\s+"
-    + _GROUP
+    + GROUP
     + _INCLUDING,
     re.I,
 )
@@ -196,7 +101,7 @@ _FORM = re.compile(
     r"|fatalities|fatal)|(?P<injury>injured|wounded|injuries|non-fatal|hospitali[sz]ed"
     r"|treated and released))(?:[ \t]+(?:victims|people|persons|patients))?"
     r"(?:[ \t]*[:=(-][ \t]*|(?=\d)|\t[ \t]*| {2,})"
-    rf"(?P<group>\d{{1,3}}\b|{_NUMERIC})",
+    rf"(?P<group>\d{{1,3}}\b|{NUMERIC})",
     re.I | re.M,
 )
 # "There were no fatalities", "no other injuries".
@@ -207,27 +112,27 @@ _NONE = re.compile(
 )
 # "The death toll rose to 5", "a third victim died at the hospital".
 _TOLL = re.compile(
-    rf"\bdeath toll\s+(?:\w+\s+){{0,3}}?(?:to|at|is|of)\s+(?P<group>{_NUMERIC})", re.I
+    rf"\bdeath toll\s+(?:\w+\s+){{0,3}}?(?:to|at|is|of)\s+(?P<group>{NUMERIC})", re.I
 )
 _ORDINAL = re.compile(
-    rf"\b(?:a|the)\s+(?P<ord>{'|'.join(_ORDINALS)})\s+(?:[\w-]+\s+){{0,2}}?(?:has\s+|have\s+)?"
+    rf"\b(?:a|the)\s+(?P<ord>{'|'.join(ORDINALS)})\s+(?:[\w-]+\s+){{0,2}}?(?:has\s+|have\s+)?"
     r"(?:since\s+|later\s+|also\s+)?(?:died|passed away|succumbed|been pronounced dead)",
     re.I,
 )
 _PERP_INCLUDED_AFTER = re.compile(
-    rf"\s*[,;(\u2013\u2014-]?\s*(?:including|among them|counting)\s+(?:\w+\s+){{0,2}}?{_PERP}",
+    rf"\s*[,;(\u2013\u2014-]?\s*(?:including|among them|counting)\s+(?:\w+\s+){{0,2}}?{PERP}",
     re.I,
 )
 _PERP_AMONG = re.compile(
-    rf"\b(?:{_PERP}\s+(?:\w+\s+){{0,2}}?(?:is|was)\s+(?:among|one of)\s+(?:the\s+)?"
+    rf"\b(?:{PERP}\s+(?:\w+\s+){{0,2}}?(?:is|was)\s+(?:among|one of)\s+(?:the\s+)?"
     r"(?:dead|deceased|killed|fatalities|those killed|them)|one of (?:them|whom|the dead)"
-    rf"\s+(?:was|is|being)\s+the\s+{_PERP}|(?:that|this|the) (?:number|count|total|figure)"
-    rf" includes? the\s+{_PERP})",
+    rf"\s+(?:was|is|being)\s+the\s+{PERP}|(?:that|this|the) (?:number|count|total|figure)"
+    rf" includes? the\s+{PERP})",
     re.I,
 )
 _OBJECT_AHEAD = re.compile(
     rf"\s+(?!(?:a|one|the)\s+(?:day|week|month|year)s?\b)(?:the|a|an|his|her|their|him|them"
-    rf"|our|{_NUMERIC})\b",
+    rf"|our|{NUMERIC})\b",
     re.I,
 )
 _REFERS_BACK = re.compile(r"(?<!\bof )\bthe\s+$", re.I)
@@ -245,109 +150,13 @@ _SURVIVAL = re.compile(
     r"|(?:critical|serious|stable|fair|good) condition)\b",
     re.I,
 )
-_INDEFINITE_PERSON = re.compile(rf"(?:{_INDEFINITE})\s+(?:{_WORD}\s+){{0,2}}{_PERSON}", re.I)
-_PERP_WORD = re.compile(_PERP, re.I)
-_PERSON_WORD = re.compile(_PERSON, re.I)
-_PARTITIVE_WORD = re.compile(r"\bof (?:them|whom|those)\b", re.I)
-_TITLE_WORDS = re.compile(_TITLE)
-_PLURAL = re.compile(
-    r"(?:[^s]s|people|children|men|women|freshmen|deputies|babies|staff|personnel|faculty)$",
-    re.I,
+_COVERS_ANYONE = re.compile(
+    r"\b(?:people|persons|victims|others|individuals|officers?|deputies|deputy|troopers?)\b", re.I
 )
-_HOW_BADLY = re.compile(rf"\s*(?:{_NUMERIC})\s+[a-z]+ly\s*", re.I)  # "two seriously"
-_NO_COUNT = re.compile(r"\s*(?:no|none)\b", re.I)
-_SPLIT_MEMBERS = re.compile(_SEPARATOR, re.I)
-_LEADING_COUNT = re.compile(rf"\s*(?:{_QUALIFIER}\s+|~\s*)?(?P<count>{_COUNT})", re.I)
-_VAGUE_WORDS = re.compile(_VAGUE)
-_INDEFINITE_WORD = re.compile(_INDEFINITE)
+_ONE_MORE = re.compile(r"\s*an?\s", re.I)
+_SURVIVED_AFTER = re.compile(r"[^.;]{0,80}?\band survived\b", re.I)
 
-_SENTENCE_BREAK = re.compile(
-    r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])|\n[ \t]*\n\s*"
-    r"|\n(?=[ \t]*(?:[-*\u2022>]|\d+[.)]\s|[A-Z][\w /]{0,30}:))"
-)
-_ABBREVIATION = re.compile(
-    r"(?:\b(?:Mr|Mrs|Ms|Dr|St|Lt|Sgt|Capt|Det|Ofc|Dep|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept"
-    r"|Oct|Nov|Dec|No|approx|vs|etc|e\.g|i\.e|U\.S|[ap]\.m)|\b[A-Z])\.$"
-)
-_NOT_A_PLACE = (
-    r"(?!(?:I|We|Our|The|My|This|That|Chief|Sheriff|Officer|Deputy|Sgt|Lt|Captain|Mr|Mrs|Ms|Dr"
-    r"|Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|January|February|March|April"
-    r"|May|June|July|August|September|October|November|December)\b)"
-)
-# Case matters here: "like Parkland" compares, "I would like to" does not.
-_COMPARISON = re.compile(
-    r"\b(?:[Ll]ike (?:the |in |at |what happened (?:in|at) )?[A-Z]|[Ss]imilar to|[Cc]ompared"
-    r" (?:to|with)|[Aa]s in [A-Z]|[Ss]uch as [A-Z]|[Uu]nlike|[Rr]emind(?:s|ed)? (?:me|us) of"
-    rf"|[Aa]fter {_NOT_A_PLACE}[A-Z][\w.'-]+"
-    r"|(?<!here )\b[Ii]n [A-Z][\w.'-]+(?:[ -][A-Z][\w.'-]+)*,? where\b)"
-)
-_OWN = re.compile(
-    r"\b(?:our|we|we've|we're|us|here|my|yesterday|today|tonight|this morning|last night"
-    r"|this (?:shooting|incident|attack|tragedy))\b",
-    re.I,
-)
 _YEARS_BACK = re.compile(r"\b(?:(?:19|20)\d\d|years ago)\b")
-
-
-def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """(start, end) of each sentence, paragraph line or list item, in order."""
-    spans: list[tuple[int, int]] = []
-    start = 0
-    for match in _SENTENCE_BREAK.finditer(text):
-        if "\n" not in match.group() and _ABBREVIATION.search(
-            text, max(0, match.start() - 10), match.start()
-        ):
-            continue  # "Mar. 3", "Lt. Reyes": not the end of a sentence
-        if text[start : match.start()].strip():
-            spans.append((start, match.start()))
-        start = match.end()
-    if text[start:].strip():
-        spans.append((start, len(text)))
-    return spans
-
-
-def mentions_other_incident(sentence: str, offset: int) -> bool:
-    """Whether ``offset`` in ``sentence`` follows a cue that turns to another incident.
-
-    "like Parkland, where 17 died": the cue holds until a word about the writer's own
-    incident ("our", "we", "yesterday") comes between it and the offset.
-    """
-    cues = list(_COMPARISON.finditer(sentence, 0, offset))
-    return bool(cues) and _OWN.search(sentence, cues[-1].end(), offset) is None
-
-
-def parse_count(phrase: str) -> int | None:
-    """The number a phrase starts with: "twenty-three" 23, "a dozen" 12, "no one" 0.
-
-    "a"/"an" count 1 only when a person follows ("a teacher was killed"); vague words
-    ("several", "dozens") and anything without a leading number give None.
-    """
-    match = _LEADING_COUNT.match(phrase)
-    if not match:
-        return None
-    token = " ".join(match["count"].lower().replace("-", " ").split())
-    if _VAGUE_WORDS.fullmatch(token):
-        return None
-    if token == "another" and not phrase[match.end() :].strip():
-        return 1  # "another was injured"
-    if _INDEFINITE_WORD.fullmatch(token):
-        person = _INDEFINITE_PERSON.match(phrase, match.start("count"))
-        if not person or (token not in ("a", "an", "another", "no") and _PLURAL.search(person[0])):
-            return None
-        return 0 if token == "no" else 1
-    if token in ("no one", "nobody", "none"):
-        return 0
-    if token.startswith(("a couple", "couple", "a pair", "both")):
-        return 2
-    if token == "a dozen":
-        return 12
-    if token.isdigit():
-        return int(token)
-    words = [w for w in token.split() if w != "and"]
-    if "hundred" in words:
-        hundreds = 1 if words[0] in ("a", "one") else _WORD_VALUES[words[0]]
-        return 100 * hundreds + sum(_WORD_VALUES[w] for w in words[2:])
-    return sum(_WORD_VALUES[w] for w in words)
 
 
 @dataclass(frozen=True)
@@ -371,29 +180,24 @@ class _Statement:
     own: bool = False  # its sentence speaks of "our", "we", "yesterday"...
     long_ago: bool = False
     row: bool = False  # a row of a form or table ("Hospitalized: 5"); rows of one kind add up
+    group: str = ""  # who: "two of his neighbors", "Officer Daniel Hoyt"
 
+    @property
+    def named(self) -> bool:
+        """Whether the statement is about people named by rank ("Officer Daniel Hoyt")."""
+        members = SPLIT_MEMBERS.split(self.group.strip())
+        return bool(self.group) and all(TITLE_WORDS.fullmatch(m) for m in members)
 
-def _group_value(group: str, closed: bool = False) -> int | None:
-    """The sum over "three children and three adults". A named shooter counts nothing, and
-    neither does a part already counted ("three people, two of them children", "six hurt,
-    two seriously"), nor an apposition closed by a comma ("One of them, a 19 year old, died")."""
-    members = _SPLIT_MEMBERS.split(group.strip())
-    separators = _SPLIT_MEMBERS.findall(group.strip())
-    if closed and separators and separators[-1].strip() == ",":
-        members.pop()
-    total, counted = 0, False
-    for index, member in enumerate(members):
-        if (
-            (_PERP_WORD.search(member) and not _NO_COUNT.match(member))
-            or (index and _PARTITIVE_WORD.search(member))
-            or _HOW_BADLY.fullmatch(member)
-        ):
-            continue
-        value = 1 if _TITLE_WORDS.fullmatch(member) else parse_count(member)
-        if value is None:
-            return None
-        total, counted = total + value, True
-    return total if counted else None
+    def new_people_after(self, base: _Statement) -> bool:
+        """Whether a later sentence's statement is about other people than ``base``'s.
+
+        A named officer after "two of his neighbors, both of whom died", or "a woman in the
+        next unit" after a named officer, is someone else; after "five people" (or "two
+        officers") a named officer may be one of them.
+        """
+        if self.named:
+            return not base.named and not _COVERS_ANYONE.search(base.group)
+        return base.named and _ONE_MORE.match(self.group) is not None
 
 
 def _kind(match: re.Match[str]) -> str:
@@ -402,16 +206,19 @@ def _kind(match: re.Match[str]) -> str:
 
 def _statement(text: str, match: re.Match[str], kind: str) -> _Statement | None:
     if "group" in match.re.groupindex:
-        value = _group_value(match["group"], text.startswith(",", match.end("group")))
+        value = group_value(match["group"], text.startswith(",", match.end("group")))
     else:
         value = 0
     if value is None:
         return None
-    named_shooter = _PERP_WORD.search(match.groupdict().get("group") or "") is not None
+    named_shooter = PERP_WORD.search(match.groupdict().get("group") or "") is not None
     included = match.groupdict().get("incl") or _PERP_INCLUDED_AFTER.match(text, match.end())
     if included and not named_shooter and value > 0:
         value -= 1  # "six people died, including the gunman"
-    return _Statement(kind, value, *match.span(), additive=bool(_ADDITIVE.search(match[0])))
+    group = match.groupdict().get("group") or ""
+    return _Statement(
+        kind, value, *match.span(), additive=bool(_ADDITIVE.search(match[0])), group=group
+    )
 
 
 def _statements(text: str) -> list[_Statement]:
@@ -423,7 +230,7 @@ def _statements(text: str) -> list[_Statement]:
             continue
         in_sentence = _sentence_statements(text, start, end)
         sentence = text[start:end]
-        own = _OWN.search(sentence) is not None
+        own = speaks_of_own(sentence)
         long_ago = not own and _YEARS_BACK.search(sentence) is not None
         until = spans[index + 1][1] if index + 1 < len(spans) else end
         for statement in in_sentence:
@@ -431,6 +238,8 @@ def _statements(text: str) -> list[_Statement]:
             statement.other = mentions_other_incident(sentence, statement.start - start)
             if statement.kind == "killed" and _PERP_AMONG.search(text, statement.end, until):
                 statement.value = max(statement.value - 1, 0)  # "the gunman is among the dead"
+            if statement.kind == "shot" and _SURVIVED_AFTER.match(text, statement.end, end):
+                statement.kind = "injured"  # "was hit by a round through her wall and survived"
         found.extend(in_sentence)
     return found
 
@@ -461,7 +270,7 @@ def _sentence_statements(text: str, start: int, end: int) -> list[_Statement]:
     taken = [(s.start, s.end) for s in found if s]
     for match in _OBJECT.finditer(text, start, end):
         verb = match["death"] or match["injury"] or match["shot"]
-        if verb.lower() == "lost" and not _PERSON_WORD.search(match["group"]):
+        if verb.lower() == "lost" and not PERSON_WORD.search(match["group"]):
             continue
         if not any(first <= match.start("group") < last for first, last in taken):
             found.append(_statement(text, match, _kind(match)))
@@ -477,7 +286,7 @@ def _sentence_statements(text: str, start: int, end: int) -> list[_Statement]:
             toll.total = True
             found.append(toll)
     for match in _ORDINAL.finditer(text, start, end):
-        value = _ORDINALS.index(match["ord"].lower()) + 2
+        value = ORDINALS.index(match["ord"].lower()) + 2
         found.append(_Statement("killed", value, *match.span(), total=True))
     statements = [s for s in found if s]
     totals = [s for s in statements if s.total]
@@ -506,6 +315,7 @@ def _choose(statements: list[_Statement], kind: str) -> list[_Statement]:
         or s.sentence == base.sentence
         or (s.additive and s.start >= base.end)
         or (s.row and base.row)
+        or s.new_people_after(base)
     ]
 
 

@@ -1,6 +1,7 @@
 """Priority from rules/triage.toml: the first rule that holds decides; its reason is stored.
 
 In: the request text, the incident date and the request's date. Out: (priority, reason).
+A rule's conditions are described at the top of rules/triage.toml.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from mailbot.errors import RulesError
+from mailbot.inbound.extraction.milestones import days_to_milestone
 from mailbot.rules import compile_patterns, load_toml, require
 from mailbot.vocabulary import PRIORITIES
 
@@ -24,6 +26,7 @@ class Rule:
     max_days: int | None
     needs_incident: bool
     suspect: str | None
+    milestone_days: int | None = None
 
 
 @lru_cache(maxsize=4)
@@ -43,6 +46,7 @@ def load_rules(rules_dir: Path) -> tuple[Rule, ...]:
                 int(raw["max_days"]) if "max_days" in raw else None,
                 bool(raw.get("incident", False)),
                 raw.get("suspect"),
+                int(raw["milestone_days"]) if "milestone_days" in raw else None,
             )
         )
     last = rules[-1] if rules else None
@@ -62,7 +66,11 @@ def priority(
     for rule in rules:
         if rule.suspect is not None and rule.suspect != suspect:
             continue
-        if rule.patterns and not any(p.search(text) for p in rule.patterns):
+        if rule.milestone_days is not None:
+            ahead = days_to_milestone(text, sent, incident, rule.patterns)
+            if ahead is None or ahead > rule.milestone_days:
+                continue
+        elif rule.patterns and not any(p.search(text) for p in rule.patterns):
             continue
         if rule.max_days is not None:
             if incident is None or not 0 <= (sent - incident).days <= rule.max_days:
