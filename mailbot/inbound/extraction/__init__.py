@@ -26,7 +26,7 @@ import us
 from mailbot.inbound.extraction import agency as agency_mod
 from mailbot.inbound.extraction import asks, classify, contact, nlp, suspect, text, triage
 from mailbot.inbound.extraction.dates import incident_when
-from mailbot.inbound.extraction.gazetteer import gazetteer
+from mailbot.inbound.extraction.gazetteer import gazetteer as load_gazetteer
 from mailbot.inbound.extraction.places import resolve_place
 from mailbot.inbound.extraction.quantities import casualties
 from mailbot.inbound.parse import ParsedMessage
@@ -90,7 +90,7 @@ def preload(rules_dir: Path) -> None:
     classify.load_rules(rules_dir)
     contact.load_rules(rules_dir)
     triage.load_rules(rules_dir)
-    gazetteer()
+    load_gazetteer()
     nlp.load(rules_dir)
 
 
