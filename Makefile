@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-APT_PACKAGES := dovecot-imapd dovecot-lmtpd postfix openssl
+APT_PACKAGES := dovecot-imapd dovecot-lmtpd postfix openssl postgresql-15
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install run test test-unit test-e2e lint db-upgrade system-packages clean
@@ -36,15 +36,17 @@ system-packages:
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
+# The whole suite on SQLite, then again on a PostgreSQL 15 the tests start themselves.
 test: install system-packages
-	$(BIN)/ruff check mailbot tests
+	$(BIN)/ruff check mailbot tests bench tools
 	$(BIN)/python -m pytest -q
+	MAILBOT_TEST_DB=postgresql $(BIN)/python -m pytest -q
 
 test-unit: install
 	$(BIN)/python -m pytest -q tests/unit
 
 lint: install
-	$(BIN)/ruff check mailbot tests
+	$(BIN)/ruff check mailbot tests bench tools
 	$(BIN)/ruff format --check mailbot
 
 clean:

@@ -200,6 +200,55 @@ def cmd_reply_text(args: argparse.Namespace, cfg: Config) -> int:
     return 1 if failed else 0
 
 
+def cmd_status(args: argparse.Namespace, cfg: Config) -> int:
+    from sqlalchemy import func
+
+    from mailbot.models import FollowUp, MailboxState, utcnow
+
+    factory = _open_db(cfg)
+    with factory() as session:
+        ledger_counts = dict(
+            session.execute(
+                select(InboundMessage.status, func.count(InboundMessage.id)).group_by(
+                    InboundMessage.status
+                )
+            ).all()
+        )
+        outbox_counts = dict(
+            session.execute(
+                select(OutboundMessage.status, func.count(OutboundMessage.id)).group_by(
+                    OutboundMessage.status
+                )
+            ).all()
+        )
+        due = session.scalar(
+            select(func.count(FollowUp.id)).where(
+                FollowUp.status == "pending", FollowUp.due_at <= utcnow()
+            )
+        )
+        last_poll = session.scalar(select(func.max(MailboxState.last_poll_at)))
+        open_cases = session.scalar(select(func.count(Case.id)).where(Case.status != "closed"))
+    data = {
+        "received": sum(ledger_counts.values()),
+        "processed": ledger_counts.get("processed", 0),
+        "ignored": ledger_counts.get("ignored", 0),
+        "quarantined": ledger_counts.get("quarantined", 0),
+        "pending": ledger_counts.get("pending", 0),
+        "outbox_pending": outbox_counts.get("pending", 0),
+        "outbox_sent": outbox_counts.get("sent", 0),
+        "outbox_failed": outbox_counts.get("failed", 0),
+        "followups_due": due or 0,
+        "open_cases": open_cases or 0,
+        "last_successful_poll": last_poll.isoformat() if last_poll else None,
+    }
+    if args.json:
+        print(json.dumps(data))
+    else:
+        for key, value in data.items():
+            print(f"{key + ':':24}{'-' if value is None else value}")
+    return 0
+
+
 def cmd_db_upgrade(args: argparse.Namespace, cfg: Config) -> int:
     engine = db.make_engine(cfg.database_url)
     before, after = db.upgrade(engine)
@@ -471,6 +520,8 @@ def build_parser() -> argparse.ArgumentParser:
         dest="sub", required=True, metavar="SUBCOMMAND"
     )
     add("upgrade", cmd_db_upgrade, "create or migrate the database", dbp)
+    p = add("status", cmd_status, "counters: ledger, outbox, follow-ups, last poll")
+    p.add_argument("--json", action="store_true")
     add("doctor", cmd_doctor, "check config, database, mailbox, SMTP and the NLP model")
     return parser
 

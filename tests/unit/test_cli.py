@@ -205,3 +205,22 @@ def test_reply_text_cli(tmp_path, capsys):
         {"file": str(plain), "text": "#status closed\nThe call went well."},
         {"file": str(page), "text": "New words"},
     ]
+
+
+def test_status_counts(tmp_path, capsys):
+    conf = str(write_config(tmp_path))
+    path = tmp_path / "req.eml"
+    path.write_bytes(request_message())
+    auto = tmp_path / "auto.eml"
+    auto.write_bytes(request_message(headers={"Auto-Submitted": "auto-replied"}, subject="x"))
+    run(capsys, "ingest", "--config", conf, str(path), str(auto))
+    code, out, _ = run(capsys, "status", "--json", "--config", conf)
+    data = json.loads(out)
+    assert code == 0
+    assert (data["received"], data["processed"], data["ignored"], data["quarantined"]) == (
+        2,
+        1,
+        1,
+        0,
+    )
+    assert (data["outbox_sent"], data["outbox_pending"], data["open_cases"]) == (2, 0, 1)
