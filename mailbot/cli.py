@@ -200,6 +200,28 @@ def cmd_reply_text(args: argparse.Namespace, cfg: Config) -> int:
     return 1 if failed else 0
 
 
+def cmd_purge(args: argparse.Namespace, cfg: Config) -> int:
+    import getpass
+    from datetime import timedelta
+
+    from mailbot.models import utcnow
+
+    raw = args.closed_older_than or f"{cfg.retention.closed_case_days}d"
+    if not raw.endswith("d") or not raw[:-1].isdigit():
+        raise MailbotError(f"--closed-older-than {raw}: give a number of days, like 365d")
+    cutoff = utcnow() - timedelta(days=int(raw[:-1]))
+    factory = _open_db(cfg)
+    total = cases = 0
+    with db.transaction(factory) as session:
+        for case in session.scalars(
+            select(Case).where(Case.status == "closed", Case.updated_at < cutoff)
+        ):
+            total += service.purge_case(session, case, f"cli:{getpass.getuser()}", "cli")
+            cases += 1
+    print(f"purged {total} messages of {cases} cases closed before {cutoff.date().isoformat()}")
+    return 0
+
+
 def cmd_status(args: argparse.Namespace, cfg: Config) -> int:
     from sqlalchemy import func
 
@@ -520,6 +542,8 @@ def build_parser() -> argparse.ArgumentParser:
         dest="sub", required=True, metavar="SUBCOMMAND"
     )
     add("upgrade", cmd_db_upgrade, "create or migrate the database", dbp)
+    p = add("purge", cmd_purge, "remove message bodies of old closed cases")
+    p.add_argument("--closed-older-than", metavar="365d", help="default: [retention]")
     p = add("status", cmd_status, "counters: ledger, outbox, follow-ups, last poll")
     p.add_argument("--json", action="store_true")
     add("doctor", cmd_doctor, "check config, database, mailbox, SMTP and the NLP model")

@@ -113,6 +113,11 @@ class DigestSection:
 
 
 @dataclass(frozen=True)
+class RetentionSection:
+    closed_case_days: int = 365
+
+
+@dataclass(frozen=True)
 class LimitsSection:
     max_message_bytes: int = 25 * 1024 * 1024
     auto_replies_per_sender_per_day: int = 3
@@ -136,6 +141,7 @@ class Config:
     roster: RosterSection = field(default_factory=RosterSection)
     security: SecuritySection = field(default_factory=SecuritySection)
     digest: DigestSection = field(default_factory=DigestSection)
+    retention: RetentionSection = field(default_factory=RetentionSection)
     limits: LimitsSection = field(default_factory=LimitsSection)
     paths: PathsSection = field(default_factory=PathsSection)
     source: str = "embedded defaults"

@@ -157,6 +157,11 @@ class Daemon:
         self.send_outbox()
         return handled
 
+    def _outbox_tick(self) -> float:
+        """How often due retries are looked for: every 15 s, or more often when the first
+        retry is due sooner. A fixed 15 s tick sent a retry due after 1 s only 15 s later."""
+        return float(max(1, min(15, self.cfg.outgoing.retry_base_seconds)))
+
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         log.info("received %s, stopping", signal.Signals(signum).name)
         self.stop.set()
@@ -167,7 +172,10 @@ class Daemon:
         started = time.monotonic()
         self.prepare()
         scheduler = make_scheduler(
-            {"outbox-retry": (self.send_outbox, 15.0), "follow-ups": (self.sweep_followups, 60.0)},
+            {
+                "outbox-retry": (self.send_outbox, self._outbox_tick()),
+                "follow-ups": (self.sweep_followups, 60.0),
+            },
             self._daily_jobs(),
         )
         self.catch_up()

@@ -470,6 +470,28 @@ def crisis_alert(
     )
 
 
+def _header_block(raw: bytes | None) -> bytes | None:
+    if raw is None:
+        return None
+    end = raw.find(b"\r\n\r\n")
+    end = raw.find(b"\n\n") if end < 0 else end
+    head = raw if end < 0 else raw[:end]
+    return head + b"\r\n\r\n[body removed by retention]\r\n"
+
+
+def purge_case(session: Session, case: Case, actor: str, via: str) -> int:
+    """Remove the message bodies and attachments of a closed case, keeping headers, the
+    case summary and the audit trail; returns how many messages were cut down."""
+    cut = 0
+    for model in (InboundMessage, OutboundMessage):
+        for row in session.scalars(select(model).where(model.case_id == case.id)):
+            if row.raw and not row.raw.endswith(b"[body removed by retention]\r\n"):
+                row.raw = _header_block(row.raw)
+                cut += 1
+    event(session, case, "purged", actor, via, messages=cut)
+    return cut
+
+
 def plan_followups(session: Session, cfg: Config, case: Case) -> int:
     """(Re)create the pending check-ins of a case from the cadence; returns how many."""
     tz = cfg.tz

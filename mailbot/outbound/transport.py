@@ -98,14 +98,16 @@ class SmtpTransport:
             refused = self.conn.sendmail(self.sender, list(row.recipients), row.raw)
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]
+            replies = sorted({_reply(code, text) for code, text in exc.recipients.values()})
             raise TransportError(
-                f"{self.where}: every recipient refused ({', '.join(map(str, codes))})",
+                f"{self.where}: every recipient refused ({'; '.join(replies)})",
                 permanent=all(c >= 500 for c in codes),
             ) from None
         except smtplib.SMTPResponseException as exc:
             self.close()
             raise TransportError(
-                f"{self.where}: {exc.smtp_code} {exc.smtp_error!r}", permanent=exc.smtp_code >= 500
+                f"{self.where}: {_reply(exc.smtp_code, exc.smtp_error)}",
+                permanent=exc.smtp_code >= 500,
             ) from None
         except (TimeoutError, OSError, smtplib.SMTPException) as exc:
             self.close()
@@ -121,6 +123,14 @@ class SmtpTransport:
             except (OSError, smtplib.SMTPException):
                 self.conn.close()
             self.conn = None
+
+
+def _reply(code: int, text: bytes | str) -> str:
+    """The server's reply as it reads, "550 5.1.1 ...": a dead letter's error should say why
+    the server refused, in text (not the code alone, nor a bytes repr b'...')."""
+    if isinstance(text, bytes):
+        text = text.decode(errors="replace")
+    return f"{code} {' '.join(text.split())}".strip()
 
 
 def make_transport(cfg: Config) -> Transport:

@@ -5,13 +5,17 @@ agency's reply reaches the advisor; one check-in and one digest go out, once."""
 from __future__ import annotations
 
 import email
-import sqlite3
 import time
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
 
+from sqlalchemy import update
+
+from mailbot import config as config_mod
+from mailbot import db
+from mailbot.models import FollowUp
 from tests.e2e.daemon import MailbotProcess, imap_config
 from tests.testbed import Dovecot, SmtpRelay, send_mail
 
@@ -204,11 +208,14 @@ def test_one_check_in_and_one_digest(tmp_path: Path, dovecot: Dovecot, smtp_rela
     finally:
         assert proc.stop() == 0
     # While the daemon is down, the day-3 check-in falls due.
-    db = sqlite3.connect(tmp_path / "mailbot.db")
-    due = (datetime.now(UTC) - timedelta(minutes=5)).strftime("%Y-%m-%d %H:%M:%S.%f")
-    assert db.execute("UPDATE follow_ups SET due_at = ? WHERE phase = 'day3'", (due,)).rowcount == 1
-    db.commit()
-    db.close()
+    engine = db.make_engine(config_mod.load(proc.config).database_url)
+    with engine.begin() as conn:
+        due = datetime.now(UTC) - timedelta(minutes=5)
+        moved = conn.execute(
+            update(FollowUp).where(FollowUp.phase == "day3").values(due_at=due)
+        ).rowcount
+    engine.dispose()
+    assert moved == 1
     proc.start()
     try:
         checkin = find(dovecot.wait_for_messages(AGENCY, 2, timeout=30), "Checking in")

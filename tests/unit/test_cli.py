@@ -6,8 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from mailbot.cli import main
+from mailbot.models import Case, InboundMessage, OutboundMessage
 from tests.conftest import request_message, write_config
 
 CASE_FIELDS = {
@@ -224,3 +226,38 @@ def test_status_counts(tmp_path, capsys):
         0,
     )
     assert (data["outbox_sent"], data["outbox_pending"], data["open_cases"]) == (2, 0, 1)
+
+
+def test_purge_keeps_summary_and_audit_but_no_bodies(tmp_path, capsys):
+    from datetime import timedelta
+
+    from mailbot import config as config_mod
+    from mailbot import db
+    from mailbot.models import utcnow
+
+    conf = write_config(tmp_path)
+    path = tmp_path / "req.eml"
+    path.write_bytes(
+        request_message(
+            body="Yesterday a shooting at Harlan High School in Harlan, KY. "
+            "Victim Jane Doe was hurt.\n"
+        )
+    )
+    run(capsys, "ingest", "--config", str(conf), str(path))
+    factory = db.session_factory(db.make_engine(config_mod.load(conf).database_url))
+    with factory.begin() as session:
+        case = session.scalars(select(Case)).one()
+        case.status = "closed"
+        case.updated_at = utcnow() - timedelta(days=400)
+    code, out, _ = run(capsys, "purge", "--closed-older-than", "365d", "--config", str(conf))
+    assert code == 0 and out.startswith("purged 3 messages of 1 cases")
+    with factory() as session:
+        rows = [*session.scalars(select(InboundMessage)), *session.scalars(select(OutboundMessage))]
+        assert rows and all(b"Jane Doe" not in r.raw for r in rows)
+        assert all(b"Subject:" in r.raw for r in rows)
+        case = session.scalars(select(Case)).one()
+        assert case.state == "KY" and [e.kind for e in case.events][-1] == "purged"
+    code, out, _ = run(capsys, "purge", "--config", str(conf))
+    assert out.startswith("purged 0 messages")
+    code, _, err = run(capsys, "purge", "--closed-older-than", "a year", "--config", str(conf))
+    assert code == 1 and "give a number of days" in err
