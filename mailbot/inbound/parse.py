@@ -115,15 +115,16 @@ def decode_text(value: object) -> str:
             _decode_bytes(chunk, charset) if isinstance(chunk, bytes) else chunk
             for chunk, charset in parts
         )
-    return " ".join(text.split())
+    return " ".join(_clean(text).split())
 
 
 def message_ids(value: str | None) -> tuple[str, ...]:
     """The Message-IDs in a header such as References, without angle brackets."""
     if not value:
         return ()
+    value = _clean(value)
     found = _MSGID_RE.findall(value)
-    if not found and value.strip() and " " not in value.strip():
+    if not found and re.fullmatch(r"\S+", value.strip()):
         found = [value.strip().strip("<>")]
     return tuple(dict.fromkeys(found))
 
@@ -224,6 +225,11 @@ def _stdlib_parts(msg: Message) -> tuple[str, str | None, list[Attachment]]:
     return "\n".join(plain), ("\n".join(markup) or None), attachments
 
 
+def _clean(text: str) -> str:
+    """Text safe to store and to quote in a mail: raw bytes kept as surrogates become U+FFFD."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def _attachment_size(attachment: dict[str, object]) -> int:
     payload = str(attachment.get("payload") or "")
     return len(payload) * 3 // 4 if attachment.get("binary") else len(payload.encode())
@@ -248,6 +254,7 @@ def parse(raw: bytes) -> ParsedMessage:
         log.debug("mail-parser failed (%s); using the standard library parser", type(exc).__name__)
         msg = email.message_from_bytes(raw, policy=email.policy.compat32)
         plain, markup, attachments = _stdlib_parts(msg)
+    plain, markup = _clean(plain), (_clean(markup) if markup else None)
     text = plain if plain.strip() else html_to_text(markup or "")
     sender = _addresses(msg, "From")
     from_name, from_addr = sender[0] if sender else ("", "")

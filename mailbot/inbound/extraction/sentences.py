@@ -59,6 +59,8 @@ def paragraphs(text: str) -> tuple[tuple[bool, tuple[str, ...]], ...]:
     found = []
     for block in re.split(r"\n\s*\n", text):
         lines = block.splitlines()
+        if not lines:  # an empty block (text that opens with a blank line, say)
+            continue
         starts = [i for i, line in enumerate(lines) if i == 0 or _LIST_ITEM.match(line)]
         for first, end in zip(starts, [*starts[1:], len(lines)], strict=True):
             flat = " ".join(" ".join(lines[first:end]).split())
