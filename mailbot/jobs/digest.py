@@ -13,12 +13,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from mailbot.cases import service
 from mailbot.config import Config
 from mailbot.db import transaction
 from mailbot.models import (
+    Assignment,
     Case,
     CaseEvent,
     Digest,
@@ -50,7 +50,7 @@ class DigestData:
     counts: dict[str, int] = field(default_factory=dict)
 
 
-def _line(session: Session, case: Case) -> dict[str, Any]:
+def _line(case: Case, advisors: dict[int, str]) -> dict[str, Any]:
     return {
         "ref": case.ref,
         "priority": case.priority,
@@ -59,7 +59,7 @@ def _line(session: Session, case: Case) -> dict[str, Any]:
         "place": ", ".join(p for p in (case.city, case.state) if p) or "place unknown",
         "type": INCIDENT_TYPES.get(case.incident_type or "", "no incident"),
         "services": ", ".join(SERVICES[s] for s in case.services or [] if s in SERVICES) or "none",
-        "advisor": (a.advisor_name if (a := service.active_assignment(session, case)) else None),
+        "advisor": advisors.get(case.id),
     }
 
 
@@ -68,53 +68,64 @@ def _hours(delta: timedelta) -> str:
     return f"{hours // 24}d {hours % 24}h" if hours >= 24 else f"{hours}h"
 
 
+def _activity(session: Session, case_ids: list[int]) -> dict[int, list[CaseEvent]]:
+    """The activity events of the open cases, oldest first, in one query."""
+    by_case: dict[int, list[CaseEvent]] = {}
+    for ev in session.scalars(
+        select(CaseEvent)
+        .where(CaseEvent.kind.in_(ACTIVITY), CaseEvent.case_id.in_(case_ids))
+        .order_by(CaseEvent.id)
+    ):
+        by_case.setdefault(ev.case_id, []).append(ev)
+    return by_case
+
+
 def collect(session: Session, cfg: Config, since: datetime, now: datetime) -> DigestData:
+    """Everything the digest shows, with a handful of queries whatever the number of cases."""
     tz = cfg.tz
     local_now = now.astimezone(tz)
     data = DigestData(local_now.date().isoformat(), since, now)
+    advisors = dict(
+        session.execute(
+            select(Assignment.case_id, Assignment.advisor_name).where(Assignment.ended_at.is_(None))
+        ).all()
+    )
+    with_agency = selectinload(Case.agency)
     open_cases = list(
-        session.scalars(select(Case).where(Case.status != "closed").order_by(Case.id))
+        session.scalars(
+            select(Case).options(with_agency).where(Case.status != "closed").order_by(Case.id)
+        )
     )
     for case in session.scalars(
-        select(Case).where(Case.opened_at >= since, Case.opened_at < now).order_by(Case.id)
+        select(Case)
+        .options(with_agency)
+        .where(Case.opened_at >= since, Case.opened_at < now)
+        .order_by(Case.id)
     ):
-        data.new_cases.append(_line(session, case))
-    end_of_day = datetime.combine(local_now.date() + timedelta(days=1), datetime.min.time(), tz)
+        data.new_cases.append(_line(case, advisors))
+    activity = _activity(session, [c.id for c in open_cases])
     for case in open_cases:
-        line = _line(session, case)
+        line = _line(case, advisors)
         if case.priority == "P1" and line["advisor"] is None:
             data.urgent_unassigned.append({**line, "waiting": _hours(now - case.opened_at)})
-        last_activity = session.scalar(
-            select(func.max(CaseEvent.at)).where(
-                CaseEvent.case_id == case.id, CaseEvent.kind.in_(ACTIVITY)
-            )
-        )
-        if last_activity and now - last_activity > timedelta(days=14):
-            data.quiet_cases.append({**line, "quiet": _hours(now - last_activity)})
-        last_agency = session.scalars(
-            select(CaseEvent)
-            .where(CaseEvent.case_id == case.id, CaseEvent.kind == "reply")
-            .order_by(CaseEvent.id.desc())
-        ).first()
-        if last_agency is not None and last_agency.detail.get("role") == "agency":
-            answered = session.scalar(
-                select(func.count(CaseEvent.id)).where(
-                    CaseEvent.case_id == case.id,
-                    CaseEvent.id > last_agency.id,
-                    CaseEvent.actor != last_agency.actor,
-                    CaseEvent.kind.in_(ACTIVITY),
-                )
-            )
-            if not answered and now - last_agency.at > timedelta(hours=24):
-                data.unanswered.append({**line, "waiting": _hours(now - last_agency.at)})
-    for row, case in session.execute(
-        select(FollowUp, Case)
+        events = activity.get(case.id, [])
+        if events and now - events[-1].at > timedelta(days=14):
+            data.quiet_cases.append({**line, "quiet": _hours(now - events[-1].at)})
+        replies = [e for e in events if e.kind == "reply"]
+        last = replies[-1] if replies else None
+        if last is not None and last.detail.get("role") == "agency":
+            answered = any(e.id > last.id and e.actor != last.actor for e in events)
+            if not answered and now - last.at > timedelta(hours=24):
+                data.unanswered.append({**line, "waiting": _hours(now - last.at)})
+    end_of_day = datetime.combine(local_now.date() + timedelta(days=1), datetime.min.time(), tz)
+    for row, ref in session.execute(
+        select(FollowUp, Case.ref)
         .join(Case, Case.id == FollowUp.case_id)
         .where(FollowUp.status == "pending", FollowUp.due_at < end_of_day + timedelta(days=14))
         .order_by(FollowUp.due_at)
     ):
         entry = {
-            "ref": case.ref,
+            "ref": ref,
             "phase": row.phase,
             "due": row.due_at.astimezone(tz).strftime("%b %-d %H:%M"),
         }
