@@ -10,7 +10,7 @@ import secrets
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import String, cast, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -54,12 +54,14 @@ def next_ref(session: Session, year: int) -> str:
 def automatic_mails_today(session: Session, address: str) -> int:
     """How many automatic mails went (or are going) to ``address`` in the last 24 hours."""
     since = utcnow() - timedelta(days=1)
-    rows = session.scalars(
-        select(OutboundMessage.recipients).where(
-            OutboundMessage.kind.in_(AUTOMATIC_KINDS), OutboundMessage.created_at >= since
+    count = session.scalar(
+        select(func.count(OutboundMessage.id)).where(
+            OutboundMessage.kind.in_(AUTOMATIC_KINDS),
+            OutboundMessage.created_at >= since,
+            cast(OutboundMessage.recipients, String).contains(f'"{address}"', autoescape=True),
         )
     )
-    return sum(1 for recipients in rows if address in recipients)
+    return int(count or 0)
 
 
 def _contact(session: Session, ex: Extraction, agency: Agency | None) -> Contact | None:

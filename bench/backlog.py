@@ -1,0 +1,356 @@
+"""Backlog throughput, memory and the raw ceiling, end to end through Dovecot.
+
+Run: .venv/bin/python bench/backlog.py [--n 2000] [--seed 11] [--profile]
+
+N generated requests (bench/generate.py) are delivered into mvai@'s INBOX over Dovecot's LMTP
+before the daemon starts. The clock runs from the daemon's first poll (log line
+"imap: connected") until the SmtpRelay has taken N acknowledgements (one per case, written in
+the case's own transaction, so N acks also means N open cases; checked in the database after).
+RSS is sampled every 0.1 s: at N/2 and N acknowledgements, and the peak (VmHWM) at the end.
+
+Then, on the same messages (now in MVAI/Processed), the raw ceiling in this process: IMAP
+fetch by lists of integer UIDs (50 per round trip, the daemon's fetch_batch), mail-parser
+parse (mailbot.inbound.parse.parse) and the NLP pipeline alone
+(mailbot.inbound.extraction.nlp.load(rules).pipe over the prepared texts, batch 64).
+
+With --profile the daemon is sampled by py-spy (non-blocking, 100 Hz) during the backlog and
+the samples are attributed to stages; the throughput of a profiled run is marked as such.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import collections
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.generate import generate  # noqa: E402
+from bench.harness import (  # noqa: E402
+    MVAI,
+    PASSWORD,
+    ROOT,
+    addresses,
+    command_line,
+    lmtp_bulk,
+    machine,
+    mailbot_process,
+    message_id,
+    rss_kb,
+    sender,
+    spawn,
+    table,
+    testbed,
+    uptime,
+    wait_for_log,
+)
+
+FETCH_BATCH = 50
+
+# Stage of a profile sample: the first of these found walking from the leaf of the stack.
+STAGES = [
+    ("ledger: IMAP fetch + commit (source.poll)", ("poll", "mailbot/inbound/imap.py")),
+    ("parse (mail-parser)", ("parse", "mailbot/inbound/parse.py")),
+    ("duplicate check", ("_duplicate_of", "mailbot/inbound/pipeline.py")),
+    ("filters", ("classify", "mailbot/inbound/filters.py")),
+    ("thread match", ("match_case", "mailbot/inbound/thread_match.py")),
+    ("extraction (rules + spaCy)", ("extract", "mailbot/inbound/extraction/__init__.py")),
+    ("open case + compose ack/alert", ("open_case", "mailbot/cases/service.py")),
+    ("outbox: SMTP send + commit", ("send_due", "mailbot/outbound/outbox.py")),
+    ("pipeline: row select/commit", ("process", "mailbot/inbound/pipeline.py")),
+    ("ledger: pending ids", ("pending_ids", "mailbot/inbound/ledger.py")),
+]
+# Where the time is spent inside: the first of these found walking from the leaf.
+LAYERS = [
+    ("spaCy/thinc model (Cython time shows as Language.__call__)", ("spacy/", "thinc/", "numpy/")),
+    ("jinja2 templates", ("jinja2/",)),
+    ("SQLAlchemy + sqlite3", ("sqlalchemy/", "sqlite3/")),
+    ("mail-parser / email package", ("mailparser/", "email/")),
+    ("IMAP client", ("imapclient/", "imaplib.py")),
+    ("SMTP client", ("smtplib.py",)),
+    ("mailbot extraction rules", ("mailbot/inbound/extraction/",)),
+    ("other mailbot code", ("mailbot/",)),
+]
+
+
+def _is(frame: str, func: str, path: str) -> bool:
+    """Whether a py-spy frame "function (path:line)" is func in a file ending in path."""
+    name, _, where = frame.partition(" (")
+    return (name == func or name.endswith("." + func)) and where.split(":")[0].endswith(path)
+
+
+def _in(frame: str, fragments: tuple[str, ...]) -> bool:
+    """Whether a py-spy frame's file path starts with or contains one of fragments."""
+    where = frame.partition(" (")[2].split(":")[0]
+    return any(where.startswith(f) or "/" + f in where for f in fragments)
+
+
+def attribute(raw_profile: Path) -> tuple[int, list[tuple[str, int]], list[tuple[str, int]]]:
+    """(samples, by stage, by layer) from py-spy's collapsed stacks."""
+    stages: collections.Counter[str] = collections.Counter()
+    layers: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in raw_profile.read_text(errors="replace").splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not count_text.isdigit():
+            continue
+        count = int(count_text)
+        total += count
+        frames = stack.split(";")
+        stage = next(
+            (name for f in reversed(frames) for name, (func, path) in STAGES if _is(f, func, path)),
+            "other (scheduler thread, IDLE handling, start-up)",
+        )
+        layer = next(
+            (name for f in reversed(frames) for name, keys in LAYERS if _in(f, keys)),
+            "Python stdlib / other",
+        )
+        stages[stage] += count
+        layers[layer] += count
+    return total, stages.most_common(), layers.most_common()
+
+
+def top_functions(raw_profile: Path, limit: int = 12) -> list[tuple[str, int]]:
+    """Leaf functions with the most samples (own time)."""
+    leaves: collections.Counter[str] = collections.Counter()
+    for line in raw_profile.read_text(errors="replace").splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if count_text.isdigit():
+            leaves[stack.split(";")[-1]] += int(count_text)
+    return leaves.most_common(limit)
+
+
+def ceiling(dovecot, rules: Path, n: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """Fetch + parse + NLP alone on the processed messages; seconds per phase."""
+    from mailbot.inbound.extraction import nlp, text
+    from mailbot.inbound.parse import parse
+
+    started = time.perf_counter()
+    pipeline = nlp.load(rules)
+    load_s = time.perf_counter() - started
+
+    raws: list[bytes] = []
+    started = time.perf_counter()
+    with dovecot.imap_client(MVAI, PASSWORD) as client:
+        client.select_folder("MVAI/Processed", readonly=True)
+        uids = sorted(int(uid) for uid in client.search("ALL"))
+        for start in range(0, len(uids), FETCH_BATCH):
+            batch = uids[start : start + FETCH_BATCH]  # a list of ints, not a range string
+            fetched = client.fetch(batch, ["BODY.PEEK[]"])
+            raws.extend(fetched[uid][b"BODY[]"] for uid in batch)
+    fetch_s = time.perf_counter() - started
+    if len(raws) != n:
+        print(f"warning: {len(raws)} messages in MVAI/Processed, expected {n}")
+
+    started = time.perf_counter()
+    parsed = [parse(raw) for raw in raws]
+    parse_s = time.perf_counter() - started
+
+    started = time.perf_counter()
+    texts = [f"{m.subject}\n\n{text.prepare(m.text).full}" for m in parsed]
+    prepare_s = time.perf_counter() - started
+
+    list(pipeline.pipe(texts[:20]))  # warm up
+    started = time.perf_counter()
+    for _doc in pipeline.pipe(texts, batch_size=64):
+        pass
+    nlp_s = time.perf_counter() - started
+    started = time.perf_counter()
+    for t in texts[:200]:
+        pipeline(t)
+    one_by_one_s = (time.perf_counter() - started) / min(200, len(texts)) * len(texts)
+    return {
+        "load": load_s,
+        "fetch": fetch_s,
+        "parse": parse_s,
+        "prepare": prepare_s,
+        "nlp": nlp_s,
+        "nlp_one_by_one": one_by_one_s,
+        "count": len(raws),
+    }
+
+
+def db_counts(db_path: Path) -> dict[str, int]:
+    with sqlite3.connect(db_path) as conn:
+        counts = {"cases": conn.execute("select count(*) from cases").fetchone()[0]}
+        for status, number in conn.execute(
+            "select status || '/' || coalesce(kind, '-'), count(*) from inbound_messages group by 1"
+        ):
+            counts[f"inbound {status}"] = number
+        for status, number in conn.execute(
+            "select kind || ' ' || status, count(*) from outbound_messages group by 1"
+        ):
+            counts[f"outbox {status}"] = number
+    return counts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--profile", action="store_true", help="sample the daemon with py-spy")
+    parser.add_argument("--timeout", type=float, default=0, help="seconds (default N/4 + 120)")
+    args = parser.parse_args()
+    n = args.n
+    timeout = args.timeout or n / 4 + 120
+    print(f"machine: {machine()}")
+    load_before = uptime()
+    print(f"load before (uptime): {load_before}")
+
+    messages = [raw for _name, raw in generate(n, seed=args.seed)]
+    senders = {sender(raw) for raw in messages}
+    users = set().union(*(addresses(raw) for raw in messages))
+    request_ids = {message_id(raw) for raw in messages}
+    assert len(request_ids) == n
+    work = Path(tempfile.mkdtemp(prefix="mailbot-bench-"))
+    atexit.register(shutil.rmtree, work, True)  # also when a run fails
+    py_spy = shutil.which("py-spy", path=str(ROOT / ".venv" / "bin")) or shutil.which("py-spy")
+    if args.profile and py_spy is None:
+        raise SystemExit("--profile needs py-spy: .venv/bin/pip install py-spy")
+    spy: subprocess.Popen[bytes] | None = None
+    with testbed(users) as (dovecot, relay):
+        started = time.monotonic()
+        lmtp_bulk(dovecot, MVAI, messages)
+        load_s = time.monotonic() - started
+        print(f"{n} requests from {len(senders)} senders delivered over LMTP in {load_s:.1f}s")
+
+        proc = mailbot_process(work, dovecot, relay)
+        spawned, offset = spawn(proc)
+        assert proc.proc is not None
+        pid = proc.proc.pid
+        try:
+            connected = wait_for_log(proc, "imap: connected", offset, 60)
+            load_at_start = uptime()
+            if args.profile:
+                spy = subprocess.Popen(
+                    [py_spy, "record", "--nonblocking", "-r", "100", "--format", "raw"]
+                    + ["-o", str(work / "profile.txt"), "-p", str(pid)],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            seen = 0
+            acks = alerts = 0
+            rss_half: dict[str, int] = {}
+            rss_full: dict[str, int] = {}
+            rss_peak_sampled = 0
+            half_at = full_at = 0.0
+            deadline = time.monotonic() + timeout
+            while acks < n:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{acks} of {n} acknowledgements after {timeout:.0f}s")
+                if proc.proc.poll() is not None:
+                    raise RuntimeError(f"mailbot exited:\n{proc.log()[-3000:]}")
+                received = relay.received[seen:]
+                seen += len(received)
+                for mail in received:
+                    mid = message_id(mail.data) or ""
+                    acks += mid.startswith("ack.")
+                    alerts += mid.startswith("alert.")
+                now = time.monotonic()
+                rss = rss_kb(pid)
+                rss_peak_sampled = max(rss_peak_sampled, rss.get("VmRSS", 0))
+                if not rss_half and acks >= n // 2:
+                    rss_half, half_at = rss, now
+                if acks >= n:
+                    rss_full, full_at = rss, now
+                    break
+                time.sleep(0.1)
+            peak = rss_kb(pid).get("VmHWM", 0)
+            load_at_end = uptime()
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGTERM/SIGINT
+                spy.wait(timeout=60)
+                spy = None
+            # The alerts follow in the same outbox rounds; wait for them too (not timed).
+            alerts_deadline = time.monotonic() + 60
+            while alerts < n and time.monotonic() < alerts_deadline:
+                received = relay.received[seen:]
+                seen += len(received)
+                alerts += sum((message_id(m.data) or "").startswith("alert.") for m in received)
+                time.sleep(0.1)
+        finally:
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)
+                spy.wait(timeout=60)
+            code = proc.stop()
+        counts = db_counts(work / "mailbot.db")
+        elapsed = full_at - connected
+        rate = n / elapsed
+        print(f"daemon exit code {code}; database: {counts}")
+        print(f"relay delivery failures: {len(relay.delivery_failures)}")
+
+        started = time.monotonic()
+        ceil = ceiling(dovecot, ROOT / "rules", n)
+        print(f"ceiling measured in {time.monotonic() - started:.1f}s (model load excluded)")
+    load_after = uptime()
+    ceiling_s = ceil["fetch"] + ceil["parse"] + ceil["nlp"]
+    ceiling_rate = n / ceiling_s
+    tag = " (profiled)" if args.profile else ""
+    rows = [
+        ["measurement", "value"],
+        [f"mailbot backlog throughput{tag}", f"{rate:.1f} msg/s ({n} in {elapsed:.1f} s)"],
+        [
+            "  first half / second half",
+            f"{n / 2 / (half_at - connected):.1f} / {n / 2 / (full_at - half_at):.1f} msg/s",
+        ],
+        ["  incl. start-up (spawn -> last ack)", f"{n / (full_at - spawned):.1f} msg/s"],
+        ["raw ceiling: fetch + parse + nlp.pipe", f"{ceiling_rate:.1f} msg/s ({ceiling_s:.1f} s)"],
+        [
+            "  IMAP fetch (50 UIDs per FETCH)",
+            f"{ceil['fetch']:.2f} s ({n / ceil['fetch']:.0f} msg/s)",
+        ],
+        ["  parse (mail-parser)", f"{ceil['parse']:.2f} s ({n / ceil['parse']:.0f} msg/s)"],
+        ["  nlp.pipe (batch 64)", f"{ceil['nlp']:.2f} s ({n / ceil['nlp']:.0f} msg/s)"],
+        ["  (not in ceiling) text.prepare", f"{ceil['prepare']:.2f} s"],
+        ["  (not in ceiling) nlp(text) one by one", f"{ceil['nlp_one_by_one']:.2f} s (est.)"],
+        ["mailbot as % of ceiling", f"{100 * rate / ceiling_rate:.0f}% (target 85%+)"],
+        ["peak RSS (VmHWM) during backlog", f"{peak / 1024:.0f} MB (target <= 400 MB)"],
+        [
+            f"RSS after {n // 2} / {n} acks",
+            f"{rss_half.get('VmRSS', 0) / 1024:.0f} MB / "
+            f"{rss_full.get('VmRSS', 0) / 1024:.0f} MB (growth "
+            f"{(rss_full.get('VmRSS', 0) - rss_half.get('VmRSS', 0)) / 1024:+.0f} MB)",
+        ],
+        ["cases in database", str(counts.get("cases"))],
+        [
+            "load avg (1/5/15 min): before | at first poll | at last ack | after ceiling",
+            f"{load_before} | {load_at_start} | {load_at_end} | {load_after}",
+        ],
+    ]
+    print()
+    print(table(rows))
+    if args.profile:
+        raw = work / "profile.txt"
+        total, stages, layers = attribute(raw)
+        print(f"\npy-spy: {total} samples of the busy daemon (100 Hz, idle excluded), by stage:")
+        print(table([["stage", "share"]] + [[s, f"{100 * c / total:.1f}%"] for s, c in stages]))
+        print("\nby innermost library (walking from the leaf):")
+        print(table([["layer", "share"]] + [[s, f"{100 * c / total:.1f}%"] for s, c in layers]))
+        print("\nleaf functions (own time):")
+        print(
+            table(
+                [["function", "share"]]
+                + [
+                    [f.replace("|", "/")[:110], f"{100 * c / total:.1f}%"]
+                    for f, c in top_functions(raw)
+                ]
+            )
+        )
+        kept = ROOT / "bench" / "out"
+        kept.mkdir(exist_ok=True)
+        shutil.copy(raw, kept / f"backlog-profile-{n}.txt")
+        print(f"collapsed stacks kept in {kept / f'backlog-profile-{n}.txt'}")
+    shutil.rmtree(work, ignore_errors=True)
+    print(f"\nreproduce: {command_line()}")
+
+
+if __name__ == "__main__":
+    main()

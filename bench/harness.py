@@ -1,0 +1,226 @@
+"""Shared pieces of the end-to-end benchmarks: the test bed, the daemon, the machine's load.
+
+Every benchmark starts the real test bed of tests/testbed.py (Dovecot IMAP + LMTP, and the
+in-process SmtpRelay with ``queue = True``, which answers 250 once it has taken a message and
+hands it to Dovecot's LMTP right after, like a real MTA), runs ``python -m mailbot run`` as a
+subprocess exactly as tests/e2e/daemon.py does, and stops everything it started by PID (the
+test bed stops Dovecot through its process group) when it leaves its ``with`` block.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import re
+import smtplib
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from email import message_from_bytes
+from email.utils import parseaddr
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.e2e.daemon import PASSWORD, MailbotProcess, imap_config  # noqa: E402
+from tests.testbed import LOOPBACK, Dovecot, SmtpRelay, dovecot_binary  # noqa: E402
+
+MVAI = "mvai@mvai.test"
+COORDINATOR = "coord@mvai.test"
+PYTHON = str(ROOT / ".venv" / "bin" / "python")
+# No per-sender cap on acknowledgements (generated agencies write many times) and no digest
+# at start-up: the benchmarks measure the intake path only.
+EXTRA_CONFIG = """
+[limits]
+auto_replies_per_sender_per_day = 1000000
+
+[digest]
+enabled = false
+"""
+_MESSAGE_ID = re.compile(rb"^message-id:\s*<([^>]*)>", re.IGNORECASE | re.MULTILINE)
+
+
+def uptime() -> str:
+    """The load averages right now (`uptime`), to print beside each measurement."""
+    out = subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout
+    return out.strip().split("load average:")[-1].strip()
+
+
+def machine() -> str:
+    """nproc, memory, CPU model and Python, one line."""
+    mem_kb = 0
+    model = platform.processor() or "?"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_kb = int(line.split()[1])
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return (
+        f"{code_state()}; nproc={os.cpu_count()}, memory={mem_kb / 1024 / 1024:.1f} GiB, "
+        f"cpu={model}, python={platform.python_version()}"
+    )
+
+
+def code_state() -> str:
+    """The commit and the uncommitted changes under mailbot/ (others edit it while we measure)."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
+        return done.stdout.strip()
+
+    dirty = git("status", "--short", "--", "mailbot", "rules").splitlines()
+    head = git("rev-parse", "--short", "HEAD")
+    return f"commit {head}, {len(dirty)} changed files in mailbot/ rules/"
+
+
+def command_line() -> str:
+    """How this script was run, as a command to paste (relative to the project root)."""
+    script = Path(sys.argv[0]).resolve()
+    with contextlib.suppress(ValueError):
+        script = script.relative_to(ROOT)
+    return " ".join([".venv/bin/python", str(script), *sys.argv[1:]])
+
+
+def message_id(raw: bytes) -> str | None:
+    """The Message-ID (without <>) of a raw message, read from its header only."""
+    head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    found = _MESSAGE_ID.search(head)
+    return found.group(1).decode(errors="replace") if found else None
+
+
+_ADDRESS = re.compile(rb"[A-Za-z0-9._+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+
+
+def addresses(raw: bytes) -> set[str]:
+    """Every address written anywhere in a message (a forward names its original sender in
+    the body, and the acknowledgement goes there), lower case."""
+    return {found.decode().lower() for found in _ADDRESS.findall(raw)}
+
+
+def sender(raw: bytes) -> str:
+    """The From address of a raw message, lower case."""
+    head = raw.split(b"\n\n", 1)[0]
+    return parseaddr(message_from_bytes(head + b"\n\n")["From"] or "")[1].lower()
+
+
+def acks_sent(relay: SmtpRelay) -> int:
+    """How many acknowledgements the relay has taken (Message-ID ack.<case ref>@...)."""
+    return sum(
+        1 for mail in list(relay.received) if (message_id(mail.data) or "").startswith("ack.")
+    )
+
+
+def alerts_sent(relay: SmtpRelay) -> int:
+    return sum(
+        1 for mail in list(relay.received) if (message_id(mail.data) or "").startswith("alert.")
+    )
+
+
+def rss_kb(pid: int) -> dict[str, int]:
+    """VmRSS and VmHWM (peak) of a process, in kB."""
+    values: dict[str, int] = {}
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                values[key] = int(rest.split()[0])
+    return values
+
+
+@contextlib.contextmanager
+def testbed(users: Iterable[str]) -> Iterator[tuple[Dovecot, SmtpRelay]]:
+    """Dovecot with mvai@, coord@ and every address in users; a queueing SmtpRelay into it.
+
+    Every sender of a generated request must be a Dovecot user: the relay asks Dovecot's LMTP
+    at RCPT, so an acknowledgement to an unknown address would be refused.
+    """
+    if dovecot_binary() is None:
+        raise SystemExit("dovecot is not installed (Debian: dovecot-imapd dovecot-lmtpd)")
+    accounts = {MVAI: PASSWORD, COORDINATOR: PASSWORD}
+    accounts.update({address: PASSWORD for address in users})
+    dovecot = Dovecot()
+    # add_user rewrites the whole passwd-file each time; write it once, before the start.
+    dovecot._users.update(accounts)
+    dovecot.users_path.write_text("".join(f"{u}:{{PLAIN}}{p}::::::\n" for u, p in accounts.items()))
+    with dovecot:
+        relay = SmtpRelay(dovecot)
+        relay.queue = True  # 250 once queued, LMTP delivery right after: a real MTA
+        with relay:
+            yield dovecot, relay
+
+
+def lmtp_bulk(dovecot: Dovecot, rcpt: str, raws: Sequence[bytes], per_session: int = 200) -> None:
+    """Deliver raws to rcpt over Dovecot's LMTP, many messages per session (fast)."""
+    for start in range(0, len(raws), per_session):
+        with smtplib.LMTP(LOOPBACK, dovecot.lmtp_port, timeout=60) as client:
+            for raw in raws[start : start + per_session]:
+                client.sendmail("loader@bench.test", [rcpt], raw)
+
+
+def mailbot_process(
+    folder: Path, dovecot: Dovecot, relay: SmtpRelay, extra: str = ""
+) -> MailbotProcess:
+    """The daemon (not started) configured for the test bed, its files in folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return MailbotProcess(imap_config(folder, dovecot, relay.port, EXTRA_CONFIG + extra))
+
+
+def wait_for_log(proc: MailbotProcess, text: str, offset: int, timeout: float) -> float:
+    """Poll the daemon's log every 10 ms until text appears after offset; monotonic time seen."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if text in proc.log()[offset:]:
+            return time.monotonic()
+        if proc.proc is not None and proc.proc.poll() is not None:
+            raise RuntimeError(f"mailbot exited {proc.proc.returncode}:\n{proc.log()[-3000:]}")
+        time.sleep(0.01)
+    raise TimeoutError(f"no {text!r} in the log after {timeout}s:\n{proc.log()[-3000:]}")
+
+
+def spawn(proc: MailbotProcess) -> tuple[float, int]:
+    """Start the daemon without waiting; (monotonic start time, log offset)."""
+    offset = proc.log_path.stat().st_size if proc.log_path.exists() else 0
+    log = proc.log_path.open("ab")
+    started = time.monotonic()
+    proc.proc = subprocess.Popen(
+        [sys.executable, "-m", "mailbot", "run", "--config", str(proc.config)],
+        cwd=proc.config.parent,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=proc.env,
+    )
+    log.close()
+    return started, offset
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(pct / 100 * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+def summary(values: Sequence[float]) -> str:
+    return (
+        f"p50 {percentile(values, 50):.3f} s, p95 {percentile(values, 95):.3f} s, "
+        f"max {max(values):.3f} s, mean {statistics.fmean(values):.3f} s"
+    )
+
+
+def table(rows: Sequence[Sequence[str]]) -> str:
+    """A Markdown table; the first row is the header."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [
+        "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
+        for row in rows
+    ]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
