@@ -270,9 +270,9 @@ class ImapSource:
                 return
             self.client.idle()
             try:
-                while not stop.is_set() and time.monotonic() < deadline:
-                    if self.client.idle_check(timeout=1.0):
-                        break
+                woken = _read_ahead(self.client)
+                while not woken and not stop.is_set() and time.monotonic() < deadline:
+                    woken = bool(self.client.idle_check(timeout=1.0))
             finally:
                 self.client.idle_done()
         except NETWORK_ERRORS as exc:
@@ -282,6 +282,26 @@ class ImapSource:
         if self.client is not None:
             _safe_logout(self.client)
             self.client = None
+
+
+def _read_ahead(client: IMAPClient) -> bool:
+    """Whether the server has already said something that ``idle_check`` cannot see.
+
+    Mail that arrives between our last command and IDLE is announced with the IDLE
+    continuation, in the same packet ("+ idling", "* 5 EXISTS"); imaplib's buffered reader
+    takes both lines in, and ``idle_check`` polls only the socket, so without this check the
+    EXISTS waited for the next IDLE renewal (up to idle_renew_seconds). Peeks without
+    blocking at imaplib's reader (imapclient is pinned exactly, so its internals hold still).
+    """
+    sock = client.socket()
+    previous = sock.gettimeout()
+    sock.settimeout(0)
+    try:
+        return bool(client._imap.file.peek(1))
+    except OSError:  # nothing there yet (EAGAIN, or TLS wanting more bytes)
+        return False
+    finally:
+        sock.settimeout(previous)
 
 
 def _safe_logout(client: IMAPClient) -> None:

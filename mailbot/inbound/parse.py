@@ -25,7 +25,10 @@ import mailparser
 
 log = logging.getLogger(__name__)
 
-_MSGID_RE = re.compile(r"<([^<>\s]+)>")
+# Printable ASCII without spaces or angle brackets: anything else is not a usable Message-ID
+# (and must never reach an In-Reply-To header of ours).
+_MSGID_RE = re.compile(r"<([!-;=?-~]+)>")
+_BARE_MSGID = re.compile(r"[!-;=?-~]+@[!-;=?-~]+")
 _MAX_TEXT_CHARS = 200_000
 _ADDRESS_WORD = re.compile(r"[^\s<>@,;]+@[^\s<>@,;]+")
 
@@ -124,7 +127,7 @@ def message_ids(value: str | None) -> tuple[str, ...]:
         return ()
     value = _clean(value)
     found = _MSGID_RE.findall(value)
-    if not found and re.fullmatch(r"\S+", value.strip()):
+    if not found and _BARE_MSGID.fullmatch(value.strip()):
         found = [value.strip().strip("<>")]
     return tuple(dict.fromkeys(found))
 

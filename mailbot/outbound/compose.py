@@ -27,13 +27,18 @@ from mailbot.outbound.render import render
 
 MARKER_HEADER = "X-MVAI-Mailbot"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-_ADDRESS = re.compile(r"^[^@\s<>,;:\"()\[\]\\]+@[A-Za-z0-9.-]+\.[A-Za-z0-9-]+$")
+# RFC 5322 dot-atom local parts in ASCII only: no control characters, no spaces, no quotes.
+_ADDRESS = re.compile(
+    r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+$"
+)
 
 
 def one_line(value: str, limit: int = 200) -> str:
     """A header-safe single line: CR, LF and other control characters cannot add headers."""
     text = " ".join("".join(ch if ch.isprintable() else " " for ch in value).split())
     text = text.replace("=?", "= ?")  # never let a value be read back as an encoded word
+    text = text.replace("\ufffd", "?")  # the email package cannot fold it in some contexts
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

@@ -350,3 +350,85 @@ def test_never_after_the_sent_date_and_never_raises(
     assert when.date is None or when.date <= sent.date()
     assert when.time is None or (len(when.time) == 5 and when.time[2] == ":")
     assert 0 <= when.confidence <= 1
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # short weekday names before a part of the day (SENT is Wednesday, 4 March)
+        ("we had a shooting at a house party sat night around 11:30", date(2026, 2, 28)),
+        ("Shots were fired Fri. evening outside the bar.", date(2026, 2, 27)),
+        ("He sat down and waited; nobody was hurt.", None),
+        # a weekday with its day of the month
+        ("On Friday the 27th a gunman opened fire at the game.", date(2026, 2, 27)),
+        # "on the 20th" followed by a lower-case word
+        ("On the 20th a man attacked shoppers with a knife.", date(2026, 2, 20)),
+        # "a Friday" describes the day given, it does not count back to the last Friday
+        ("On the 13th, a Friday afternoon, a man shot five people.", date(2026, 2, 13)),
+        # "this am"
+        ("Shooting at Dixon HS this am. 2 dead.", date(2026, 3, 4)),
+    ],
+)
+def test_more_date_phrases(text: str, expected: date | None) -> None:
+    assert _day(text) == expected
+
+
+def test_last_with_a_month_and_day_is_last_year_even_when_soon() -> None:
+    sent = datetime(2026, 10, 3, 12, 5, tzinfo=CST)
+    text = "Last October 19, during Sunday Mass, a man opened fire."
+    assert _day(text, sent) == date(2025, 10, 19)
+
+
+def test_an_event_the_incident_happened_at_is_not_another_event() -> None:
+    text = "we had a shooting at a graduation party last night around 10:15, 1 dead"
+    when = incident_when(text, SENT)
+    assert (when.date, when.time) == (date(2026, 3, 3), "22:15")
+    # the event still counts as another one when the incident is not told as happening at it
+    assert _day("The graduation party is on Friday; the shooting was in May.") is None
+
+
+def test_of_two_incident_days_scored_alike_the_earlier_is_the_incident() -> None:
+    text = (
+        "Last night at about 11:40 p.m. two gunmen fired into a party, killing three. One of "
+        "the wounded died this morning."
+    )
+    when = incident_when(text, SENT)
+    assert (when.date, when.time) == (date(2026, 3, 3), "23:40")
+
+
+@pytest.mark.parametrize(
+    ("text", "sent", "expected"),
+    [
+        ("A shooting at the parade on Labor Day left two dead.", SENT, date(2025, 9, 1)),
+        (
+            "On Memorial Day a gunman opened fire.",
+            datetime(2026, 6, 1, tzinfo=CST),
+            date(2026, 5, 25),
+        ),
+        ("On Thanksgiving night a man shot three people.", SENT, date(2025, 11, 27)),
+        (
+            "On Mother's Day a man opened fire.",
+            datetime(2026, 5, 20, tzinfo=CST),
+            date(2026, 5, 10),
+        ),
+        ("A shooting over Labor Day weekend left two dead.", SENT, None),
+    ],
+)
+def test_holidays_on_a_weekday_of_the_month(text: str, sent: datetime, expected: date) -> None:
+    assert _day(text, sent) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "Tuesday night around 11 we were called to a rental house where a man stabbed four.",
+            "23:00",
+        ),
+        ("friday nite about 7:15 during the parade a guy drove thru the crowd", "19:15"),
+        ("Early Sunday morning about 2 a man opened fire, and two died.", "02:00"),
+        ("Our team made entry around 6 and the suspect was killed in the shooting.", None),
+    ],
+)
+def test_an_hour_alone_is_a_time_with_a_part_of_the_day(text: str, expected: str | None) -> None:
+    assert incident_when(text, SENT).time == expected

@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailbot.inbound.extraction import gazetteer as gz
-from mailbot.inbound.extraction.places import Place, normalize_state, resolve_place
+from mailbot.inbound.extraction.place_mentions import normalize_state
+from mailbot.inbound.extraction.places import Place, resolve_place
 
 SIGNATURE = "Chief Jane Doe\nPerry Police Department\n1102 Willis Ave\nPerry, Iowa 50220"
 
@@ -328,3 +329,41 @@ def test_a_city_starting_a_venue_name_is_the_last_resort() -> None:
         "IA",
         None,
     )
+
+
+def test_a_state_the_text_does_not_write_is_marked_unwritten() -> None:
+    # Fort Mill is only in South Carolina, but the email never says so
+    place = resolve_place("Student stabbed 3 classmates.", agency="Fort Mill Police Department")
+    assert (place.city, place.written) == ("Fort Mill", False)
+    written = resolve_place("Lake County SO (Fla.) - shooting at a Leesburg nightclub.")
+    assert (where(written), written.written) == (("Leesburg", "FL", "Lake"), True)
+
+
+def test_a_lower_case_state_code_after_its_city() -> None:
+    body = "this is chief pettway with greenwood pd in greenwood ms. call me"
+    assert where(resolve_place(body))[:2] == ("Greenwood", "MS")
+    assert where(resolve_place("please call me asap"))[:2] == (None, None)
+
+
+def test_another_agencys_county_is_not_the_county() -> None:
+    body = (
+        "A fired employee opened fire in the yard on the west side of Hobbs, N.M. Lea County "
+        "deputies and New Mexico State Police helped us lock down the yard."
+    )
+    place = resolve_place(body, agency="Hobbs Police Department")
+    assert where(place) == ("Hobbs", "NM", None)
+    own = resolve_place(body.replace("Hobbs, N.M.", "Hobbs"), agency="Lea County Sheriff's Office")
+    assert own.county == "Lea"
+
+
+def test_a_parish_is_not_labelled_a_county() -> None:
+    place = resolve_place("A student fired into a classroom in Keithville, La., Caddo Parish.")
+    assert where(place) == ("Keithville", "LA", None)
+
+
+def test_a_town_read_from_a_venue_is_the_last_resort() -> None:
+    body = "Student stabbed 3 classmates at Catawba Ridge High School this morning."
+    place = resolve_place(
+        body, "Chief X\nFort Mill Police Department", "Fort Mill Police Department"
+    )
+    assert place.city == "Fort Mill"

@@ -12,12 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailbot.inbound.extraction.quantities import (
-    casualties,
-    mentions_other_incident,
-    parse_count,
-    sentence_spans,
-)
+from mailbot.inbound.extraction.counts import parse_count
+from mailbot.inbound.extraction.quantities import casualties
+from mailbot.inbound.extraction.sentences import mentions_other_incident, sentence_spans
 
 
 @pytest.mark.parametrize(
@@ -407,3 +404,90 @@ def test_never_raises_and_never_negative(words: list[str]) -> None:
     assert found.killed is None or found.killed >= 0
     assert found.injured is None or found.injured >= 0
     assert 0 <= found.confidence <= 1
+
+
+@pytest.mark.parametrize(
+    ("text", "killed", "injured"),
+    [
+        # an apposition closed by a comma is the same person, not one more
+        (
+            "Four people were stabbed. One of them, a 19 year old, died at the scene.",
+            1,
+            3,
+        ),
+        # what the person was doing comes between the person and the verb
+        ("A driver waiting in line was killed and three longshoremen were hurt.", 1, 3),
+        # "the" before one person counts one
+        ("The owner and a customer were killed and a second customer was wounded.", 2, 1),
+        ("The bartender got grazed on the arm.", None, 1),
+        # "like 14" is an approximate count; going to hospital is an injury
+        ("One lady died and like 14 people went to the hospital.", 1, 14),
+        # "two seriously" is part of the six, not two more
+        ("Six people hurt, two seriously, nobody killed.", 0, 6),
+        # a possessive before a number, and a part named on the way
+        ("A mother and her two children were killed and four neighbors were injured.", 3, 4),
+        ("Five people, including two students, were shot and killed.", 5, None),
+        # beaten is hurt; "no one else" adds nothing
+        (
+            "He beat the branch manager with the gun; she is in the ICU. No one else was hurt.",
+            None,
+            1,
+        ),
+    ],
+)
+def test_more_statement_forms(text: str, killed: int | None, injured: int | None) -> None:
+    assert _counts(text) == (killed, injured)
+
+
+def test_rows_of_a_flattened_table_add_up() -> None:
+    table = (
+        "StatusNumber\n\nDeceased victims3\n\nHospitalized5 (2 critical)\n\n"
+        "Treated and released2\n\nSuspectDeceased"
+    )
+    assert _counts(table) == (3, 7)
+
+
+def test_named_officers_and_a_new_person_in_later_sentences_add_up() -> None:
+    text = (
+        "A man shot two of his neighbors, both of whom died. When our officers arrived he "
+        "opened fire on them. Officer Daniel Hoyt was killed and Officer Keisha Moore was "
+        "wounded in the shoulder. A woman in the next unit was hit by a round through her wall "
+        "and survived. Our SWAT team made entry around 6 and the suspect was killed."
+    )
+    assert _counts(text) == (3, 2)
+
+
+@pytest.mark.parametrize(
+    "first", ["Five people were killed.", "Three were killed.", "Two officers were killed."]
+)
+def test_a_named_officer_who_may_be_among_the_counted_is_not_added(first: str) -> None:
+    found = _counts(f"{first} Officer Daniel Hoyt was killed as he ran in.")
+    assert found[0] == int(parse_count(first) or 0)
+
+
+def test_a_time_beside_the_suspect_is_not_a_count() -> None:
+    assert _counts("The team made entry around 6 and the suspect was killed.") == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("text", "killed", "injured"),
+    [
+        (
+            "Gunmen fired into a party, killing three people and wounding eleven. One of the "
+            "wounded, a 15-year-old girl, died this morning.",
+            4,
+            10,
+        ),
+        ("Eleven were wounded. One of the wounded later died.", 1, 10),
+        ("Three were killed and four wounded. Two of the wounded are critical.", 3, 4),
+    ],
+)
+def test_a_death_among_the_wounded_moves_one_count_to_the_other(
+    text: str, killed: int | None, injured: int | None
+) -> None:
+    assert _counts(text) == (killed, injured)
+
+
+def test_sentence_spans_keep_abbreviations_together() -> None:
+    text = "Mass at St. Casimir ended. Lt. Reyes arrived at 6:45 a.m. Two were hurt."
+    assert len(sentence_spans(text)) == 2

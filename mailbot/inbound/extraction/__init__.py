@@ -5,11 +5,14 @@ In: a ``ParsedMessage`` of a new request (and, in batches, the spaCy docs made w
 confidence per field and the list of fields that need a coordinator's review. Steps:
 
     text.prepare (forward, signature) -> spaCy (agency ruler before the NER) ->
-    agency, places, dates, quantities, classify (type, venue, suspect, services, visit),
-    contact, triage
+    agency, places, dates, quantities, classify (type, venue), suspect,
+    asks (services, visit), contact, triage
 
-Rules live in rules/ (agencies, incident_types, services, contacts, triage). A field the
-email does not state is None, never guessed. Never raises on odd text.
+Helpers: sentences (sentence and paragraph splitting, comparisons), place_mentions (for
+places), date_phrases and clock (for dates), counts (for quantities), milestones (for
+triage), gazetteer, nlp. Rules live in rules/ (agencies, incident_types, services, contacts,
+triage). A field the email does not state is None, never guessed: a state the text does not
+write stays None even when the gazetteer knows it. Never raises on odd text.
 """
 
 from __future__ import annotations

@@ -124,12 +124,18 @@ _LOWER_STOP = frozenset(
 )
 
 
+_PLACE_WORDS = frozenset(["county", "city", "town"])  # "yuma county so"
+
+
 def lowercase_agency(rules: AgencyRules, text: str) -> str | None:
     """An agency in text written all in lower case ("chief of the ellsworth police dept")."""
     for match in _LOWER_AGENCY.finditer(text):
         words = match.group(1).split()
-        stops = [i for i, w in enumerate(words) if w in _LOWER_STOP]
-        words = words[stops[-1] + 1 :] if stops else words  # "pettway with greenwood pd"
+        while words and words[0] in _LOWER_STOP:
+            words.pop(0)
+        # "pettway with greenwood pd": the name starts after the last word that is no name's
+        stops = [i for i, w in enumerate(words) if w in _LOWER_STOP and w not in _PLACE_WORDS]
+        words = words[stops[-1] + 1 :] if stops else words
         if not words or (match.group(2) == "so" and words[-1] not in ("county", "co.", "parish")):
             continue  # "some support so they will talk"
         name = normalise(

@@ -49,8 +49,6 @@ def services(rules: ClassifyRules, text: str) -> list[str]:
     """The services asked for: phrases in asking sentences in full, elsewhere a fraction."""
     totals: dict[str, float] = {}
     for sentence, asking in asked_sentences(rules, text):
-        if not rules.services_any.search(sentence):
-            continue
         factor = 1.0 if asking else rules.elsewhere_factor
         for key, value in scores(rules.services, sentence).items():
             totals[key] = totals.get(key, 0.0) + factor * value
@@ -60,13 +58,14 @@ def services(rules: ClassifyRules, text: str) -> list[str]:
 # A visit counts only in a sentence that asks ("nearly all of them were on site" does not).
 _ASKING = re.compile(
     r"\b(would|could|can|please|need|like|want|welcome|request(ing)?|ask(ing)?|hop(e|ing)|"
-    r"grateful|possible|invite)\b|\?",
+    r"grateful|possible|invite|help|appreciate|useful|valuable|ideal)\b|\?",
     re.I,
 )
 _IN_PERSON = re.compile(
     r"\b(in[- ]person|on[- ]?site|onsite|(come|travel|coming) (out|down|up|here|over|to (us|our|"
     r"[A-Z]\w+))|visit (us|our|[A-Z]\w+|campus|the (area|city|town|county|department))|"
-    r"an? (on-?site )?visit|on the ground with us|boots on the ground|"
+    r"an? (on-?site )?visit|(someone|somebody|an advisor|a team|people) on the ground|"
+    r"on the ground with us|boots on the ground|"
     r"send (someone|an advisor|a team|somebody)|be here|be with us|"
     r"join (us|me)\b(?! (on|for|by|over) (a |an |the )?(call|zoom|teams|video|phone|webinar))|"
     r"(welcome|like|want|need|have|send|get) (an advisor|someone|somebody|a team|one of your "
@@ -95,7 +94,9 @@ def in_person_requested(text: str) -> bool | None:
     person) is asked for, None when the text does not say."""
     if _NEGATED_VISIT.search(text):
         return False
-    if any(_IN_PERSON.search(s) and _ASKING.search(s) for s in re.split(r"(?<=[.!?])\s+", text)):
+    if _IN_PERSON.search(text) and any(
+        _IN_PERSON.search(s) and _ASKING.search(s) for s in re.split(r"(?<=[.!?])\s+", text)
+    ):
         return True
     if _REMOTE.search(text):
         return False

@@ -1,9 +1,10 @@
-"""What happened and what help is asked: incident type, venue, suspect, services, visit.
+"""What happened: the incident type and the venue; and the rules of both classifiers.
 
-In: the request body (signature excluded). Out: plain values. Incident types and services are
-weighted phrase rules from rules/incident_types.toml and rules/services.toml; the rest are
-short patterns here. A type or service is returned only when its score reaches the file's
-`min_score`.
+In: the request body (signature excluded). Out: plain values. Incident types are phrase rules
+from rules/incident_types.toml, decided in the steps its header describes (a shooting is
+someone firing at the victims, not the police firing at the suspect). The venue is the first
+named place in the sentences that describe the incident, else in the sentences next to them.
+``load_rules`` also compiles rules/services.toml for ``asks``. Never raises.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ Weighted = dict[str, list[tuple[re.Pattern[str], float]]]
 class IncidentRules:
     planning: tuple[re.Pattern[str], ...]
     no_incident: tuple[re.Pattern[str], ...]
-    incident: tuple[re.Pattern[str], ...]
     weapons: Weighted
     weapon_min: float
     shooting: tuple[re.Pattern[str], ...]
@@ -37,8 +37,8 @@ class IncidentRules:
     not_the_attack: tuple[re.Pattern[str], ...]
     venues: Weighted
     # One search each instead of one per phrase (extraction runs on every request).
-    incident_any: re.Pattern[str]
-    describes_any: re.Pattern[str]
+    incident_any: re.Pattern[str]  # any of the file's `incident` statements
+    describes_any: re.Pattern[str]  # any of `incident`, `shooting.phrases`, `shooting.weapons`
 
 
 @dataclass(frozen=True)
@@ -46,10 +46,8 @@ class ClassifyRules:
     incident: IncidentRules
     services: Weighted
     services_min: float
-    ask_cues: tuple[re.Pattern[str], ...]
     elsewhere_factor: float
-    ask_any: re.Pattern[str]
-    services_any: re.Pattern[str]
+    ask_any: re.Pattern[str]  # any of the file's `ask_cues`
 
 
 def _weighted(
@@ -91,7 +89,6 @@ def load_rules(rules_dir: Path) -> ClassifyRules:
     incident = IncidentRules(
         planning=_phrases(types_path, types, "planning"),
         no_incident=_phrases(types_path, types, "no_incident"),
-        incident=stated,
         weapons=_weighted(types_path, types, "weapons", INCIDENT_TYPES),
         weapon_min=float(require(types_path, types, "weapon_min", int)),
         shooting=shooting,
@@ -102,16 +99,12 @@ def load_rules(rules_dir: Path) -> ClassifyRules:
         incident_any=any_of(stated),
         describes_any=any_of((*stated, *shooting, *guns)),
     )
-    weights = _weighted(services_path, services, "weights", SERVICES)
-    ask_cues = _phrases(services_path, services, "ask_cues")
     return ClassifyRules(
         incident,
-        weights,
+        _weighted(services_path, services, "weights", SERVICES),
         float(require(services_path, services, "min_score", float)),
-        ask_cues,
         float(require(services_path, services, "elsewhere_factor", float)),
-        any_of(ask_cues),
-        any_of(p for phrases in weights.values() for p, _ in phrases),
+        any_of(_phrases(services_path, services, "ask_cues")),
     )
 
 

@@ -99,13 +99,25 @@ RANKS = {
 }
 
 
+def _title_after_name(line: str, name: str | None) -> str | None:
+    """ "Eli Navarro, Chief of Police" and "Mia Chen | Detective Sergeant | Santa Fe Police
+    Department": the title written after the name on its line (not an agency)."""
+    found = re.match(rf"[\s-]*{re.escape(name)}\s*([,|])\s*(.+)$", line, re.I) if name else None
+    if not found:
+        return None
+    separator, rest = found.groups()
+    title = rest.split("|")[0].strip() if separator == "|" else rest.strip()
+    if not title or (_NOT_TITLE_LINE.search(title) and not _TITLE_FIRST.match(title)):
+        return None
+    return title.title() if title.islower() else title
+
+
 def _title(rules: ContactRules, lines: list[str], name: str | None, from_name: str) -> str | None:
     """A signature line naming a title; else the rank before the name ("Lt. Ann Cole")."""
-    for line in lines:  # "Eli Navarro, Chief of Police": the title follows the name
-        before, comma, after = line.partition(",")
-        if name and comma and after.strip() and before.strip(" -–").lower() == name.lower():
-            title = after.strip()
-            return title.title() if title.islower() else title
+    for line in lines:
+        title = _title_after_name(line, name)
+        if title:
+            return title
     own_lines = [line for line in lines if not name or name.lower() not in line.lower()]
     for line in own_lines:
         rest = line.strip(" ,|-–")
@@ -142,7 +154,7 @@ def _expand_rank(title: str) -> str:
 # 541-555-0186", "call me at ...", "269-555-0118 is my cell". Only the words around a cue are
 # searched for the number.
 _CALL_ON = re.compile(
-    r"\b(cell|mobile|call (me|him|her|us)|reach (me|him|her|us)|reached|my (number|phone)|"
+    r"\b(cell|mobile|call (me|him|her|us)|reach (me|him|her|us)|(my|his|her) (number|phone)|"
     r"direct line)\b",
     re.I,
 )

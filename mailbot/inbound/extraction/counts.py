@@ -112,10 +112,11 @@ _TITLE = (
     r"|Corporal|Agent|Captain|Capt\.|Chief|Marshal|Firefighter|Mr\.|Mrs\.|Ms\.|Dr\.)"
     r"(?:\s+[A-Z][\w'-]+){1,2})"
 )
+_POSSESSIVE = r"(?:our|my|his|her|their)"
 _MEMBER = (
     rf"(?:{_QUALIFIER}\s+)?(?:(?:{_INDEFINITE})\s+(?:{_WORD}\s+){{0,2}}{_PERSON}|{_TITLE}"
     r"|another(?=\s+(?:was|is|has|had|died|later)\b)"
-    rf"|{NUMERIC}(?!\s+{_UNIT_AFTER})(?:\s+{_PARTITIVE})?(?:\s+{_WORD}){{0,3}})"
+    rf"|(?:{_POSSESSIVE}\s+)?{NUMERIC}(?!\s+{_UNIT_AFTER})(?:\s+{_PARTITIVE})?(?:\s+{_WORD}){{0,3}})"
 )
 _PERP_MEMBER = rf"(?:(?:the|a|an|one|their|his|her)\s+(?:{_WORD}\s+)?{PERP}|{PERP})"
 _SEPARATOR = r"(?:\s*,\s*(?:and\s+)?|\s+(?:and|as well as|plus|along with)\s+)"
@@ -132,7 +133,12 @@ _BARE_NUMBER = re.compile(rf"\s*(?:{_QUALIFIER}\s+)?(?:{_NUMBER})\s*", re.I)
 _HOW_BADLY = re.compile(rf"\s*(?:{NUMERIC})\s+[a-z]+ly\s*", re.I)  # "two seriously"
 _NO_COUNT = re.compile(r"\s*(?:no|none)\b", re.I)
 SPLIT_MEMBERS = re.compile(_SEPARATOR, re.I)
-_LEADING_COUNT = re.compile(rf"\s*(?:{_QUALIFIER}\s+|~\s*)?(?P<count>{_COUNT})", re.I)
+# "her two children", "our three officers": a possessive before a number
+_LEADING_COUNT = re.compile(
+    rf"\s*(?:{_QUALIFIER}\s+|~\s*)?(?:{_POSSESSIVE}\s+(?=(?:{NUMERIC})\s))?"
+    rf"(?P<count>{_COUNT})",
+    re.I,
+)
 _VAGUE_WORDS = re.compile(_VAGUE)
 _INDEFINITE_WORD = re.compile(_INDEFINITE)
 _PLURAL = re.compile(

@@ -24,7 +24,7 @@ _MONTH = (
 # "Saturday", and the short forms before a part of the day: "sat night", "Fri. evening".
 _WEEKDAY = (
     r"(?P<weekday>(?:mon|tues?|wed(?:nes)?|thu(?:rs?)?|fri|sat(?:ur)?|sun)day"
-    r"|(?:mon|tues?|wed|thu(?:rs?)?|fri|sat|sun)\.?(?=\s+(?:night|nite|morning|afternoon|evening)\b))"
+    r"|(?:mon|tues?|wed|thu(?:rs?)?|fri|sat|sun)(?=\.?\s+(?:night|nite|morning|afternoon|evening)\b))"
 )
 _DAY = r"(?P<day>[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)?"
 _YEAR = r"(?P<year>(?:19|20)\d\d)"
@@ -46,7 +46,32 @@ _HOLIDAYS = {
     "halloween": (10, 31),
     "valentine's day": (2, 14),
 }
-_HOLIDAY_NAMES = "|".join(_HOLIDAYS).replace("'", "['\u2019]")
+# Holidays on the nth weekday of a month (n = -1: the last): (month, weekday, n).
+_FLOATING = {
+    "martin luther king day": (1, 0, 3),
+    "mlk day": (1, 0, 3),
+    "presidents' day": (2, 0, 3),
+    "mother's day": (5, 6, 2),
+    "memorial day": (5, 0, -1),
+    "father's day": (6, 6, 3),
+    "labor day": (9, 0, 1),
+    "columbus day": (10, 0, 2),
+    "thanksgiving": (11, 3, 4),
+    "thanksgiving day": (11, 3, 4),
+}
+
+
+def _bare(name: str) -> str:
+    """A holiday's name as a key: lower case, without apostrophes ("mothers day")."""
+    return " ".join(re.sub(r"['\u2019]", "", name.lower()).split())
+
+
+_FIXED_BY_KEY = {_bare(name): day for name, day in _HOLIDAYS.items()}
+_FLOATING_BY_KEY = {_bare(name): rule for name, rule in _FLOATING.items()}
+# "on Labor Day weekend" names no day
+_HOLIDAY_NAMES = (
+    "(?:" + "|".join(sorted([*_HOLIDAYS, *_FLOATING], key=len, reverse=True)) + ")(?! weekend)"
+).replace("'", "['\u2019]?")
 
 # Each expression, tried in this order; a later match that overlaps an earlier one is
 # dropped. Every pattern starts at its fixed core (a digit, a month, a weekday) so that a
@@ -66,7 +91,8 @@ _EXPRESSIONS = [
         "relative",
         r"(?=[eloty])\b(?P<word>the (?:day|night) before (?:yesterday|last)|yesterday|last night"
         r"|overnight|tonight"
-        r"|(?:early |earlier |late )?this (?:morning|afternoon|evening)|earlier today|today)\b",
+        r"|(?:early |earlier |late )?this (?:morning|afternoon|evening|a\.m\.|am\b|pm\b|p\.m\.)"
+        r"|earlier today|today)\b",
     ),
     (  # "on the 14th", "Friday the 9th" (before the weekday, which it contains)
         "ordinal",
@@ -77,7 +103,7 @@ _EXPRESSIONS = [
     ),
     ("weekday", rf"(?=[fmstw])(?<!black )(?<!good )(?<!cyber )(?<!ash )\b{_WEEKDAY}(?:'s)?\b"),
     ("weekend", r"\b(?:last|this past|over the|this) weekend\b"),
-    ("holiday", rf"(?=[cfhinv])\b(?P<holiday>{_HOLIDAY_NAMES})"),
+    ("holiday", rf"(?=[cfhilmnptv])\b(?P<holiday>{_HOLIDAY_NAMES})\b"),
     ("last_week", r"\b(?:last|this past) week\b"),
 ]
 _PATTERNS = [(kind, re.compile(pattern, re.I)) for kind, pattern in _EXPRESSIONS]
@@ -123,6 +149,24 @@ def _with_words_before(kind: str, match: re.Match[str], text: str) -> tuple[int,
         words = lead.search(text, max(0, start - 12), start)
         start = words.start() if words else start
     return start, end
+
+
+def _nth_weekday(year: int, month: int, weekday: int, n: int) -> date:
+    if n > 0:
+        first = date(year, month, 1)
+        return first + timedelta(days=(weekday - first.weekday()) % 7 + 7 * (n - 1))
+    last = date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)
+    return last - timedelta(days=(last.weekday() - weekday) % 7)
+
+
+def _holiday(name: str, anchor: date) -> date | None:
+    """The most recent such holiday on or before ``anchor``: "Christmas Eve", "Labor Day"."""
+    key = _bare(name)
+    if key in _FIXED_BY_KEY:
+        return _on_or_before(anchor, *_FIXED_BY_KEY[key])
+    month, weekday, n = _FLOATING_BY_KEY[key]
+    this_year = _nth_weekday(anchor.year, month, weekday, n)
+    return this_year if this_year <= anchor else _nth_weekday(anchor.year - 1, month, weekday, n)
 
 
 def _on_or_before(anchor: date, month: int, day: int) -> date | None:
@@ -228,7 +272,7 @@ def resolve(kind: str, match: re.Match[str], anchor: date, text: str, sentence: 
     if kind == "ordinal":
         return _ordinal(int(match["day"]), anchor)
     if kind == "holiday":
-        return _on_or_before(anchor, *_HOLIDAYS[match["holiday"].lower().replace("\u2019", "'")])
+        return _holiday(match["holiday"], anchor)
     if kind == "weekend":
         return anchor - timedelta(days=(anchor.weekday() - 5) % 7 or 7)
     return anchor - timedelta(days=7)  # "last week"

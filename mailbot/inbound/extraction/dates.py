@@ -42,6 +42,7 @@ _KIND_WEIGHT = {
 }
 _RELATIVE_WEIGHT = {"today": 0.6, "tonight": 0.8}  # "I am writing today" is common
 
+_EARLIER_WITHIN = 0.5  # score between two incident dates within which the earlier wins
 _LAST_BEFORE = re.compile(r"\blast\s+$", re.I)
 _NUMERIC_CONTEXT = re.compile(r"(?:\bon|\bof|\bsince|\(|day,?)\s*$", re.I)
 _FUTURE_BEFORE = re.compile(r"\b(?:is|are|will be|be)\s+(?:on\s+|this\s+)?$", re.I)
@@ -55,7 +56,7 @@ _INCIDENT = re.compile(
     re.I,
 )
 _OTHER_EVENT = re.compile(
-    r"\b(?:vigils?|funerals?|memorial(?: service)?s?|services (?:are|will|is)|visitation"
+    r"\b(?:vigils?|funerals?|memorial(?: service)?s?(?! day)|services (?:are|will|is)|visitation"
     r"|burial|wake|meeting|meet|conference|briefing|hearing|arraignment|court date|town hall"
     r"|debrief(?:ing)?|training|tabletop|exercise|drill|ceremony|graduation|scheduled|planned"
     r"|upcoming|tomorrow|anniversary|remembrance|trial|sentencing|threats?"
@@ -281,6 +282,11 @@ def incident_when(text: str, sent: datetime) -> When:
     doc = _Text(text, sent.date())
     found = _dates(doc)
     best = max(found, key=lambda f: f.score, default=None)
+    if best is not None and best.near == 1.0:
+        # "shot last night ... one of the wounded died this morning": of two days told with
+        # the incident and scored alike, the incident is the earlier one
+        close = [f for f in found if f.near == 1.0 and best.score - f.score < _EARLIER_WITHIN]
+        best = min(close, key=lambda f: (f.day, -f.score))
     time = _time(doc, best, found)
     time_words = doc.text[slice(*time[1])] if time else None
     if best is None:

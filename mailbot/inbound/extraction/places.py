@@ -2,7 +2,9 @@
 
 In: the request body, its signature, the agency name when known, the sender's area codes (found
 in the text's phone numbers when none are given). Out: a ``Place``; what the text does not
-settle is None, and ``confidence`` (0-1) with ``evidence`` says how it was settled.
+settle is None, and ``confidence`` (0-1) with ``evidence`` says how it was settled; ``written``
+says whether the text writes the state (the gazetteer may settle a state no one wrote).
+The mentions come from ``place_mentions``; this module settles them into one place.
 
 Every city is checked against the gazetteer for its state, so a capitalised word before a state
 ("Chief of Police, KY") is no city. A mention in the body near incident words outranks one in
@@ -10,8 +12,9 @@ the signature, which outranks the agency name; a comparison ("like what happened
 counts least, and a town that starts a venue's name ("at the Silver Spring Transit Center")
 is the last resort. A city or county named without a state takes a state stated elsewhere, or
 its only state; area codes only break ties between states. A county is returned only when the
-text names it (the agency's name included). Text written all in lower case is read
-title-cased. Pure string work on the first 20,000 characters of each part; never raises.
+text names it (the agency's name included, another agency's county not). Text written all in
+lower case is read title-cased. Pure string work on the first 20,000 characters of each part;
+never raises.
 """
 
 from __future__ import annotations

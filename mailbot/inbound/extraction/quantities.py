@@ -71,11 +71,14 @@ _TRANSITIVE = re.compile(
     re.I,
 )
 
+# "Five people, including two students, were killed": a part named on the way is in the count.
+_PART_OF_THEM = r"(?:\s*,\s*(?:including|among them|most of them|many of them)\s+[^,.;()]{1,40}?,)?"
 # "Two students and a teacher were killed", "three dead", "no one was hurt".
 _SUBJECT = re.compile(
     r"(?<![\w'-])"
     + GROUP
     + _INCLUDING
+    + _PART_OF_THEM
     + _DOING
     + _PLACE
     + r",?"
@@ -154,6 +157,7 @@ _COVERS_ANYONE = re.compile(
     r"\b(?:people|persons|victims|others|individuals|officers?|deputies|deputy|troopers?)\b", re.I
 )
 _ONE_MORE = re.compile(r"\s*an?\s", re.I)
+_OF_THE_HURT = re.compile(r"[\w-]+(?: [\w-]+)? of (?:the|those) (?:wounded|injured|hurt)\b", re.I)
 _SURVIVED_AFTER = re.compile(r"[^.;]{0,80}?\band survived\b", re.I)
 
 _YEARS_BACK = re.compile(r"\b(?:(?:19|20)\d\d|years ago)\b")
@@ -181,6 +185,12 @@ class _Statement:
     long_ago: bool = False
     row: bool = False  # a row of a form or table ("Hospitalized: 5"); rows of one kind add up
     group: str = ""  # who: "two of his neighbors", "Officer Daniel Hoyt"
+    said: str = ""  # the statement's words
+
+    @property
+    def from_injured(self) -> bool:
+        """A death among those counted injured: "One of the wounded ... died this morning"."""
+        return self.kind == "killed" and _OF_THE_HURT.match(self.said) is not None
 
     @property
     def named(self) -> bool:
@@ -192,11 +202,12 @@ class _Statement:
         """Whether a later sentence's statement is about other people than ``base``'s.
 
         A named officer after "two of his neighbors, both of whom died", or "a woman in the
-        next unit" after a named officer, is someone else; after "five people" (or "two
-        officers") a named officer may be one of them.
+        next unit" after a named officer, is someone else; after "five people", "two
+        officers" or "three" a named officer may be one of them.
         """
-        if self.named:
-            return not base.named and not _COVERS_ANYONE.search(base.group)
+        if self.named:  # "Three were killed" may hold him: only other people named don't
+            others = PERSON_WORD.search(base.group) and not _COVERS_ANYONE.search(base.group)
+            return not base.named and bool(others)
         return base.named and _ONE_MORE.match(self.group) is not None
 
 
@@ -217,7 +228,12 @@ def _statement(text: str, match: re.Match[str], kind: str) -> _Statement | None:
         value -= 1  # "six people died, including the gunman"
     group = match.groupdict().get("group") or ""
     return _Statement(
-        kind, value, *match.span(), additive=bool(_ADDITIVE.search(match[0])), group=group
+        kind,
+        value,
+        *match.span(),
+        additive=bool(_ADDITIVE.search(match[0])),
+        group=group,
+        said=match[0],
     )
 
 
@@ -316,6 +332,7 @@ def _choose(statements: list[_Statement], kind: str) -> list[_Statement]:
         or (s.additive and s.start >= base.end)
         or (s.row and base.row)
         or s.new_people_after(base)
+        or (s.from_injured and s.start >= base.end)
     ]
 
 
@@ -344,6 +361,9 @@ def casualties(text: str) -> Casualties:
     statements = _statements(text)
     chosen = {kind: _choose(statements, kind) for kind in ("killed", "injured", "shot")}
     killed, injured = _total(chosen["killed"]), _total(chosen["injured"])
+    died_of_wounds = sum(s.value for s in chosen["killed"] if s.from_injured)
+    if injured is not None and died_of_wounds:
+        injured = max(injured - died_of_wounds, 0)  # killed people leave the injured total
     evidence = {
         kind: " | ".join(text[s.start : s.end] for s in chosen[kind])
         for kind in ("killed", "injured")

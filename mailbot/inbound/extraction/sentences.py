@@ -40,12 +40,16 @@ _OWN = re.compile(
 )
 _LIST_ITEM = re.compile(r"^[ \t]*(?:[-*\u2022\u2013>]|\d+[.)])[ \t]")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_SHORT_WORD_END = re.compile(r"\b[A-Z][a-z]{1,4}\.$")
 
 
 def _split(flat: str) -> list[str]:
     found: list[str] = []
     for piece in _SENTENCE_END.split(flat):
-        if found and _ABBREVIATION.search(found[-1]):
+        # "Sand Springs, Okla. and opened fire": a short capitalised word before a period
+        # ends no sentence that goes on in lower case
+        short = _SHORT_WORD_END.search(found[-1]) if found else None
+        if found and (_ABBREVIATION.search(found[-1]) or (short and piece[:1].islower())):
             found[-1] = f"{found[-1]} {piece}"
         elif piece:
             found.append(piece)

@@ -35,6 +35,7 @@ _DECEASED = re.compile(
 _CUSTODY = re.compile(
     r"\b(in (our |their |police |federal |state |county )?custody|into custody|arrested|"
     r"apprehended|detained|booked|surrendered|under arrest|charged with|has been charged|"
+    r"subdued|tackled|restrained|pinned (him|her) down|"
     r"held without bond|in (the )?([\w-]+ ){0,3}jail|behind bars|in prison|pleaded guilty|"
     r"convicted|sentenced)\b",
     re.I,

@@ -67,6 +67,8 @@ def priority(
         if rule.suspect is not None and rule.suspect != suspect:
             continue
         if rule.milestone_days is not None:
+            if not any(p.search(text) for p in rule.patterns):
+                continue
             ahead = days_to_milestone(text, sent, incident, rule.patterns)
             if ahead is None or ahead > rule.milestone_days:
                 continue
