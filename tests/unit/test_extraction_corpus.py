@@ -42,7 +42,7 @@ def scored(folder: Path) -> evaluation.Score:
     )
 
 
-@pytest.mark.parametrize("name", ["dev", "heldout"])
+@pytest.mark.parametrize("name", ["dev", "heldout", "unseen"])
 def test_targets_hold(name: str):
     score = scored(CORPUS / name)
     for field, target in TARGETS.items():
