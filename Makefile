@@ -36,11 +36,13 @@ system-packages:
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
-# The whole suite on SQLite, then again on a PostgreSQL 15 the tests start themselves.
+# The whole suite on SQLite; then, on a PostgreSQL 15 the tests start themselves, the unit
+# tests and the daemon's end-to-end tests (the fault and TLS tests do not depend on the database).
+PG_TESTS := tests/unit tests/e2e/test_daemon_imap.py tests/e2e/test_advisors_and_followups.py
 test: install system-packages
 	$(BIN)/ruff check mailbot tests bench tools
+	MAILBOT_TEST_DB=postgresql $(BIN)/python -m pytest -q $(PG_TESTS)
 	$(BIN)/python -m pytest -q
-	MAILBOT_TEST_DB=postgresql $(BIN)/python -m pytest -q
 
 test-unit: install
 	$(BIN)/python -m pytest -q tests/unit
