@@ -61,12 +61,15 @@ def test_twenty_kills_during_a_300_message_backlog(
     rng = random.Random(300_20)
     proc = MailbotProcess(config)
     kills: list[float] = []
+    mid_batch = 0
     for _ in range(KILLS):
         proc.start()
-        time.sleep(rng.uniform(0.0, 1.5))
+        time.sleep(rng.uniform(0.0, 1.0))
         kills.append(time.monotonic())
         proc.kill()
-    assert len(smtp_relay.received) < 2 * BACKLOG, "the kills came after the work was done"
+        mid_batch += len(smtp_relay.received) < 2 * BACKLOG
+    # A fast machine may finish the backlog before the last kills; enough must land mid-batch.
+    assert mid_batch >= 5, f"only {mid_batch} kills came while work was left"
     proc.start()
     try:
         deadline = time.monotonic() + 180
