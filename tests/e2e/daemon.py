@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -112,3 +113,18 @@ class MailbotProcess:
             check=True,
         ).stdout
         return [json.loads(line) for line in out.splitlines()]
+
+
+def mid(value: object) -> str:
+    """A Message-ID header value as sent, whatever folding it went through."""
+    return "".join(str(value).split())
+
+
+def wait_for(condition: Callable[[], object], timeout: float, what: str) -> float:
+    """Poll condition until it is true; return the seconds it took (AssertionError if never)."""
+    started = time.monotonic()
+    while not condition():
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"{what}: not within {timeout}s")
+        time.sleep(0.1)
+    return time.monotonic() - started

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from email.message import EmailMessage, Message
 from email.policy import default as default_policy
 from email.utils import formatdate, make_msgid
@@ -35,7 +35,7 @@ from mailbot import db
 from mailbot.inbound.imap import ImapSource
 from mailbot.inbound.ledger import RawMail
 from mailbot.models import InboundMessage
-from tests.e2e.daemon import PASSWORD, MailbotProcess, imap_config
+from tests.e2e.daemon import PASSWORD, MailbotProcess, imap_config, mid, wait_for
 from tests.testbed import Dovecot, SmtpRelay, send_mail
 
 AGENCY = "chief@agency.test"
@@ -61,21 +61,6 @@ def request(tag: str) -> EmailMessage:
 
 def parsed(raws: list[bytes]) -> list[Message]:
     return [email.message_from_bytes(raw, policy=default_policy) for raw in raws]
-
-
-def mid(value: object) -> str:
-    """A Message-ID header value as sent, whatever folding it went through."""
-    return "".join(str(value).split())
-
-
-def wait_for(condition: Callable[[], object], timeout: float, what: str) -> float:
-    """Poll condition until it is true; return the seconds it took (AssertionError if never)."""
-    started = time.monotonic()
-    while not condition():
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"{what}: not within {timeout}s")
-        time.sleep(0.1)
-    return time.monotonic() - started
 
 
 def settle(dovecot: Dovecot, user: str, count: int, seconds: float = 3.0) -> list[Message]:

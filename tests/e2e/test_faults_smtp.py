@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from email.message import EmailMessage, Message
 from email.policy import default as default_policy
 from email.utils import formatdate, make_msgid
@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.daemon import PASSWORD, MailbotProcess, imap_config
+from tests.e2e.daemon import PASSWORD, MailbotProcess, imap_config, mid, wait_for
 from tests.testbed import Dovecot, SmtpRelay
 
 AGENCY = "chief@agency.test"
@@ -49,20 +49,6 @@ def request(tag: str, sender: str = AGENCY) -> EmailMessage:
         "Chief of Police\nHarlan Police Department\n(606) 555-0142\n"
     )
     return msg
-
-
-def mid(value: object) -> str:
-    """A Message-ID header value as sent, whatever folding it went through."""
-    return "".join(str(value).split())
-
-
-def wait_for(condition: Callable[[], object], timeout: float, what: str) -> float:
-    started = time.monotonic()
-    while not condition():
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"{what}: not within {timeout}s")
-        time.sleep(0.1)
-    return time.monotonic() - started
 
 
 def settle(dovecot: Dovecot, user: str, count: int, seconds: float = 3.0) -> list[Message]:
