@@ -28,6 +28,3 @@ INCIDENT_TYPES: dict[str, str] = {
 
 PRIORITIES = ("P1", "P2", "P3", "P4")
 CASE_STATUSES = ("new", "active", "monitoring", "closed")
-INBOUND_STATUSES = ("pending", "processed", "ignored", "quarantined")
-INBOUND_KINDS = ("request", "reply", "autoreply", "bounce", "list", "own", "duplicate", "other")
-OUTBOUND_KINDS = ("ack", "alert", "checkin", "digest", "assignment", "forward")

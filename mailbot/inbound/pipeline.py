@@ -172,9 +172,6 @@ class Pipeline:
             )
         ).first()
 
-    def process_pending(self, ids: list[int]) -> list[Outcome]:
-        return [self.process(i) for i in ids]
-
 
 def _one_line(value: object, limit: int = 300) -> str:
     text = " ".join(str(value).split())

@@ -17,7 +17,7 @@ write stays None even when the gazetteer knows it. Never raises on odd text.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -97,10 +97,20 @@ def preload(rules_dir: Path) -> None:
     nlp.load(rules_dir)
 
 
-def extract(msg: ParsedMessage, rules_dir: Path, doc: Any | None = None) -> Extraction:
-    """The fields of one request; ``doc`` is its spaCy doc when made in a batch."""
-    prepared = text.prepare(msg.text[:MAX_CHARS])
-    full = f"{msg.subject[:SUBJECT_CHARS]}\n\n{prepared.full}"
+def _nlp_text(msg: ParsedMessage, prepared: text.RequestText) -> str:
+    """What spaCy reads: the subject (capped) and the prepared request with its signature."""
+    return f"{msg.subject[:SUBJECT_CHARS]}\n\n{prepared.full}"
+
+
+def extract(
+    msg: ParsedMessage,
+    rules_dir: Path,
+    doc: Any | None = None,
+    prepared: text.RequestText | None = None,
+) -> Extraction:
+    """The fields of one request; ``doc`` and ``prepared`` are given when made in a batch."""
+    prepared = prepared or text.prepare(msg.text[:MAX_CHARS])
+    full = _nlp_text(msg, prepared)
     if doc is None:
         doc = nlp.load(rules_dir)(full)
     body = f"{msg.subject[:SUBJECT_CHARS]}\n\n{prepared.body}"
@@ -180,8 +190,8 @@ def extract_many(
 ) -> list[Extraction]:
     """Extract a batch: one ``nlp.pipe`` over all texts, then the rules per message."""
     pipeline = nlp.load(rules_dir)
-    texts: Iterable[str] = (
-        f"{m.subject[:SUBJECT_CHARS]}\n\n{text.prepare(m.text[:MAX_CHARS]).full}" for m in msgs
+    prepared = [text.prepare(m.text[:MAX_CHARS]) for m in msgs]
+    docs = pipeline.pipe(
+        (_nlp_text(m, p) for m, p in zip(msgs, prepared, strict=True)), batch_size=batch_size
     )
-    docs = pipeline.pipe(texts, batch_size=batch_size)
-    return [extract(m, rules_dir, doc) for m, doc in zip(msgs, docs, strict=True)]
+    return [extract(m, rules_dir, doc, p) for m, doc, p in zip(msgs, docs, prepared, strict=True)]
