@@ -18,8 +18,23 @@ from tests.testbed import Dovecot
 PASSWORD = "secret"
 
 
-def imap_config(folder: Path, dovecot: Dovecot, smtp_port: int, extra: str = "") -> Path:
-    """A config for the mvai@mvai.test mailbox on the test bed, sending through ``smtp_port``."""
+def imap_config(
+    folder: Path,
+    dovecot: Dovecot,
+    smtp_port: int,
+    extra: str = "",
+    *,
+    host: str = "127.0.0.1",
+    imap_port: int | None = None,
+    imap_security: str = "none",
+    imap_extra: str = "",
+    smtp_security: str = "none",
+    smtp_extra: str = "",
+) -> Path:
+    """A config for the mvai@mvai.test mailbox on the test bed, sending through ``smtp_port``.
+
+    ``imap_extra`` and ``smtp_extra`` are option lines added to those sections (write_config
+    cannot override an option a section already has)."""
     return write_config(
         folder,
         f"""
@@ -30,23 +45,23 @@ log_level = "INFO"
 kind = "imap"
 
 [imap]
-host = "127.0.0.1"
-port = {dovecot.imap_port}
-security = "none"
+host = "{host}"
+port = {imap_port or dovecot.imap_port}
+security = "{imap_security}"
 username = "mvai@mvai.test"
 password_env = "MVAI_TEST_IMAP_PASSWORD"
 poll_seconds = 2
 idle_renew_seconds = 60
-timeout_seconds = 10
+timeout_seconds = 10{imap_extra}
 
 [outgoing]
 transport = "smtp"
 
 [smtp]
-host = "127.0.0.1"
+host = "{host}"
 port = {smtp_port}
-security = "none"
-timeout_seconds = 10
+security = "{smtp_security}"
+timeout_seconds = 10{smtp_extra}
 
 {extra}
 """,

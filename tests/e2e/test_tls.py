@@ -21,9 +21,8 @@ from pathlib import Path
 import pytest
 from imapclient import IMAPClient
 
-from tests.conftest import write_config
 from tests.e2e.conftest import PASSWORD, RELAY_PASSWORD, RELAY_USER
-from tests.e2e.daemon import MailbotProcess
+from tests.e2e.daemon import MailbotProcess, imap_config
 from tests.testbed import LOOPBACK, TLS_HOSTNAME, Dovecot, SmtpRelay
 
 AGENCY = "chief@agency.test"
@@ -58,42 +57,20 @@ def tls_config(
 ) -> Path:
     """A config reaching both servers by name over TLS; without *_ca, trusting the system CAs."""
     imap_port = dovecot.imaps_port if imap_security == "ssl" else dovecot.imap_port
-    # write_config splits sections at blank lines: an option left out leaves no line.
     imap_ca_file = f'\nca_file = "{dovecot.ca_path}"' if imap_ca else ""
     smtp_ca_file = f'\nca_file = "{relay.ca_path}"' if smtp_ca else ""
-    return write_config(
+    smtp_auth = f'\nusername = "{RELAY_USER}"\npassword_env = "MVAI_TEST_SMTP_PASSWORD"'
+    return imap_config(
         folder,
-        f"""
-[mailbot]
-log_level = "INFO"
-
-[mailbox]
-kind = "imap"
-
-[imap]
-host = "{TLS_HOSTNAME}"
-port = {imap_port}
-security = "{imap_security}"{imap_ca_file}
-username = "{MVAI}"
-password_env = "MVAI_TEST_IMAP_PASSWORD"
-poll_seconds = 2
-idle_renew_seconds = 60
-timeout_seconds = 10
-
-[outgoing]
-transport = "smtp"
-
-[smtp]
-host = "{TLS_HOSTNAME}"
-port = {relay.port}
-security = "{relay.tls}"{smtp_ca_file}
-username = "{RELAY_USER}"
-password_env = "MVAI_TEST_SMTP_PASSWORD"
-timeout_seconds = 10
-
-[limits]
-auto_replies_per_sender_per_day = 500
-""",
+        dovecot,
+        relay.port,
+        "[limits]\nauto_replies_per_sender_per_day = 500",
+        host=TLS_HOSTNAME,
+        imap_port=imap_port,
+        imap_security=imap_security,
+        imap_extra=imap_ca_file,
+        smtp_security=str(relay.tls),
+        smtp_extra=smtp_ca_file + smtp_auth,
     )
 
 
