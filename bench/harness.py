@@ -135,6 +135,33 @@ def rss_kb(pid: int) -> dict[str, int]:
     return values
 
 
+def descendants(pid: int) -> list[int]:
+    """Child processes of pid, and theirs (the daemon's extraction workers)."""
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        current = todo.pop()
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            with contextlib.suppress(OSError):
+                children = [int(c) for c in (task / "children").read_text().split()]
+                found += children
+                todo += children
+    return found
+
+
+def tree_rss_kb(pid: int) -> dict[str, int]:
+    """rss_kb summed over pid and its descendants. The summed VmHWM is the sum of each
+    process's own peak: an upper bound of the peak of the whole (peaks need not coincide)."""
+    total: dict[str, int] = {"VmRSS": 0, "VmHWM": 0, "processes": 0}
+    for each in [pid, *descendants(pid)]:
+        values = rss_kb(each)
+        if values:
+            total["processes"] += 1
+            for key in ("VmRSS", "VmHWM"):
+                total[key] += values.get(key, 0)
+    return total
+
+
 @contextlib.contextmanager
 def testbed(users: Iterable[str]) -> Iterator[tuple[Dovecot, SmtpRelay]]:
     """Dovecot with mvai@, coord@ and every address in users; a queueing SmtpRelay into it.

@@ -216,53 +216,18 @@ def cmd_purge(args: argparse.Namespace, cfg: Config) -> int:
         for case in session.scalars(
             select(Case).where(Case.status == "closed", Case.updated_at < cutoff)
         ):
-            total += service.purge_case(session, case, f"cli:{getpass.getuser()}", "cli")
+            total += service.purge_case(session, cfg, case, f"cli:{getpass.getuser()}", "cli")
             cases += 1
     print(f"purged {total} messages of {cases} cases closed before {cutoff.date().isoformat()}")
     return 0
 
 
 def cmd_status(args: argparse.Namespace, cfg: Config) -> int:
-    from sqlalchemy import func
+    from mailbot.health import counters
 
-    from mailbot.models import FollowUp, MailboxState, utcnow
-
-    factory = _open_db(cfg)
-    with factory() as session:
-        ledger_counts = dict(
-            session.execute(
-                select(InboundMessage.status, func.count(InboundMessage.id)).group_by(
-                    InboundMessage.status
-                )
-            ).all()
-        )
-        outbox_counts = dict(
-            session.execute(
-                select(OutboundMessage.status, func.count(OutboundMessage.id)).group_by(
-                    OutboundMessage.status
-                )
-            ).all()
-        )
-        due = session.scalar(
-            select(func.count(FollowUp.id)).where(
-                FollowUp.status == "pending", FollowUp.due_at <= utcnow()
-            )
-        )
-        last_poll = session.scalar(select(func.max(MailboxState.last_poll_at)))
-        open_cases = session.scalar(select(func.count(Case.id)).where(Case.status != "closed"))
-    data = {
-        "received": sum(ledger_counts.values()),
-        "processed": ledger_counts.get("processed", 0),
-        "ignored": ledger_counts.get("ignored", 0),
-        "quarantined": ledger_counts.get("quarantined", 0),
-        "pending": ledger_counts.get("pending", 0),
-        "outbox_pending": outbox_counts.get("pending", 0),
-        "outbox_sent": outbox_counts.get("sent", 0),
-        "outbox_failed": outbox_counts.get("failed", 0),
-        "followups_due": due or 0,
-        "open_cases": open_cases or 0,
-        "last_successful_poll": last_poll.isoformat() if last_poll else None,
-    }
+    data = counters(_open_db(cfg))
+    last_poll = data["last_successful_poll"]
+    data["last_successful_poll"] = last_poll.isoformat() if last_poll else None
     if args.json:
         print(json.dumps(data))
     else:
@@ -555,7 +520,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         cfg = config_mod.load(args.config)
         # The daemon logs at the configured level; one-shot commands print their own lines.
-        setup_logging(cfg.mailbot.log_level if args.handler is cmd_run else "WARNING")
+        setup_logging(
+            cfg.mailbot.log_level if args.handler is cmd_run else "WARNING",
+            cfg.mailbot.log_format,
+        )
         return int(args.handler(args, cfg))
     except MailbotError as exc:
         print(f"mailbot: {exc}", file=sys.stderr)

@@ -27,9 +27,11 @@ from mailbot.errors import MailboxError
 from mailbot.inbound import extraction, ledger
 from mailbot.inbound.mailbox import MailboxSource, MaildirSource, make_source
 from mailbot.inbound.pipeline import Pipeline
+from mailbot.inbound.reader import Reader
 from mailbot.jobs import digest, followups
 from mailbot.jobs.scheduler import make_scheduler
 from mailbot.locks import MailboxLock, SqliteDaemonLock
+from mailbot.metrics import MetricsServer
 from mailbot.models import InboundMessage
 from mailbot.outbound import outbox
 from mailbot.outbound.transport import make_transport
@@ -45,9 +47,14 @@ class Daemon:
         self.engine = db.make_engine(cfg.database_url)
         self.factory = db.session_factory(self.engine)
         self.pipeline = Pipeline(cfg, self.factory)
+        self.reader = Reader(
+            cfg,
+            lambda ids: ledger.raw_items(self.factory, ids, cfg.limits.max_message_bytes),
+        )
         self.transport = make_transport(cfg)
         self.source: MailboxSource = make_source(cfg, self.factory)
         self.send_lock = threading.Lock()
+        self.outbox_wake = threading.Event()
         self.sqlite_lock: SqliteDaemonLock | None = None
         self.mailbox_lock: MailboxLock | None = None
         if self.engine.dialect.name == "sqlite" and self.engine.url.database not in (
@@ -58,6 +65,8 @@ class Daemon:
         elif self.engine.dialect.name == "postgresql":
             self.mailbox_lock = MailboxLock(self.engine, self.source.name)
         self.next_lock_try = 0.0
+        self.last_round_at: float | None = None  # Unix time of the last round without an error
+        self.metrics: MetricsServer | None = None
 
     @property
     def holds_mailbox(self) -> bool:
@@ -75,8 +84,14 @@ class Daemon:
     def prepare(self) -> None:
         if self.sqlite_lock is not None:
             self.sqlite_lock.acquire()
+        if self.cfg.metrics.enabled:  # bound now: a taken port stops the start before any work
+            self.metrics = MetricsServer(self.cfg, self.factory, lambda: self.last_round_at)
         self.pipeline.filter_context  # noqa: B018 - load and validate the rules first
-        extraction.preload(self.cfg.rules_dir)
+        if self.cfg.extraction.workers:
+            extraction.check_rules(self.cfg.rules_dir)  # a bad rule file stops the start here
+            self.reader.start()  # the workers load the model while this process goes on
+        else:
+            extraction.preload(self.cfg.rules_dir)
         if self.cfg.database.auto_upgrade:
             before, after = db.upgrade(self.engine)
             if before != after:
@@ -113,13 +128,30 @@ class Daemon:
         with self.send_lock:
             outbox.send_due(self.factory, self.transport, self.cfg)
 
+    def _sender(self) -> None:
+        """The outbox's own thread: woken as soon as a case's mail is committed (so an
+        acknowledgement goes out while the next request is being read), and every tick for
+        retries that fall due."""
+        tick, failures = self._outbox_tick(), 0
+        while not self.stop.is_set():
+            self.outbox_wake.wait(tick if not failures else min(60.0, 2.0**failures))
+            self.outbox_wake.clear()
+            if self.stop.is_set():
+                return
+            try:
+                self.send_outbox()
+                failures = 0
+            except Exception as exc:  # database or our own bug: retried, never fatal
+                failures += 1
+                log.warning("outbox: %s: %s", type(exc).__name__, " ".join(str(exc).split()))
+
     def sweep_followups(self) -> None:
         followups.sweep(self.factory, self.cfg)
-        self.send_outbox()
+        self.outbox_wake.set()
 
     def send_digests(self) -> None:
         digest.send(self.factory, self.cfg)
-        self.send_outbox()
+        self.outbox_wake.set()
 
     def _daily_jobs(self) -> dict[str, tuple[Callable[[], object], int, int, tzinfo]]:
         if not self.cfg.digest.enabled:
@@ -146,16 +178,22 @@ class Daemon:
             ids = ledger.pending_ids(self.factory, limit=100)
             if not ids:
                 break
-            for ledger_id in ids:
+            for ledger_id, read in self.reader.read(ids):
                 if self.stop.is_set():
                     break
-                outcome = self.pipeline.process(ledger_id)
+                self._take_over_mailbox()
+                outcome = self.pipeline.process(ledger_id, read)
                 if outcome.status == "pending":  # database unavailable: try again next round
                     return handled
+                self.outbox_wake.set()
                 handled += 1
-            self.send_outbox()
-        self.send_outbox()
         return handled
+
+    def _take_over_mailbox(self) -> None:
+        """A worker busy with the ledger still tries the mailbox lock (every 15 s) and fetches
+        at once when it gets it: a dead holder's mailbox must not wait for the backlog to end."""
+        if self.mailbox_lock is not None and not self.mailbox_lock.held and self.holds_mailbox:
+            self.source.poll(lambda mails: ledger.store_batch(self.factory, mails))
 
     def _outbox_tick(self) -> float:
         """How often due retries are looked for: every 15 s, or more often when the first
@@ -170,16 +208,22 @@ class Daemon:
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGTERM, self._on_signal)
         started = time.monotonic()
-        self.prepare()
-        scheduler = make_scheduler(
-            {
-                "outbox-retry": (self.send_outbox, self._outbox_tick()),
-                "follow-ups": (self.sweep_followups, 60.0),
-            },
-            self._daily_jobs(),
-        )
+        try:
+            self.prepare()
+        except BaseException:
+            if self.metrics is not None:
+                self.metrics.stop()
+            if self.sqlite_lock is not None:
+                self.sqlite_lock.release()
+            raise
+        if self.metrics is not None:
+            self.metrics.start()
+        scheduler = make_scheduler({"follow-ups": (self.sweep_followups, 60.0)}, self._daily_jobs())
         self.catch_up()
         scheduler.start()
+        sender = threading.Thread(target=self._sender, name="outbox", daemon=True)
+        sender.start()
+        self.outbox_wake.set()  # whatever is due from before the start goes out now
         log.info(
             "mailbot running: mailbox %s, outgoing %s, database %s (ready in %.1fs)",
             self.source.name,
@@ -201,6 +245,7 @@ class Daemon:
                 try:
                     self.step()
                     failures = 0
+                    self.last_round_at = time.time()
                 except MailboxError as exc:
                     log.warning("mailbox: %s", exc)
                 except OperationalError as exc:
@@ -220,7 +265,12 @@ class Daemon:
                 else:
                     self.stop.wait(1.0)
         finally:
+            if self.metrics is not None:
+                self.metrics.stop()
             scheduler.shutdown(wait=False)
+            self.outbox_wake.set()
+            sender.join(timeout=30.0)
+            self.reader.close()
             self.source.close()
             self.transport.close()
             if self.mailbox_lock is not None:

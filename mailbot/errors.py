@@ -27,6 +27,11 @@ class MailboxError(MailbotError):
     """The mailbox (IMAP server or Maildir) cannot be reached or used."""
 
 
+class TokenError(MailbotError):
+    """No OAuth2 access token could be had; the message names [oauth2] and the provider's
+    error, never a token or a secret."""
+
+
 class TransportError(MailbotError):
     """Outgoing mail could not be handed over."""
 

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -237,3 +238,17 @@ class OutboundMessage(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     case: Mapped[Case | None] = relationship()
+
+
+class OutboundRecipient(Base):
+    """One row per recipient of an outbox mail, so "automatic mails to this address in the
+    last 24 hours" is an index lookup rather than a scan of every recent mail's JSON."""
+
+    __tablename__ = "outbound_recipients"
+    __table_args__ = (Index("ix_outbound_recipients_address_created", "address", "created_at"),)
+    outbound_id: Mapped[int] = mapped_column(
+        ForeignKey("outbound_messages.id", ondelete="CASCADE"), primary_key=True
+    )
+    address: Mapped[str] = mapped_column(String(320), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import base64
 import contextlib
 import grp
 import os
@@ -32,7 +33,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
@@ -459,6 +460,10 @@ class Dovecot(_Server):
     login stays allowed there, so the helpers below work unchanged), with the certificate
     of `ca` (clients trust ca_path, and connect to "localhost" or 127.0.0.1). LMTP stays
     plain. Without it, imaps_port is None.
+
+    With oauth2 (the settings of Dovecot's oauth2 passdb, written to its args file, e.g.
+    introspection_url), XOAUTH2 and OAUTHBEARER logins are offered and their bearer tokens
+    checked by that passdb; PLAIN and LOGIN keep using the passwords.
     """
 
     def __init__(
@@ -467,10 +472,13 @@ class Dovecot(_Server):
         *,
         folders: Iterable[str] = DEFAULT_FOLDERS,
         tls: bool = False,
+        oauth2: Mapping[str, str] | None = None,
     ) -> None:
         self.root = _world_dir("mailbot-dovecot-")
         _OPEN.add(self)
         self.tls = tls
+        self.oauth2 = dict(oauth2) if oauth2 else None
+        self.oauth2_path = self.root / "dovecot-oauth2.conf.ext"
         self._ca: TestCA | None = None
         self.folders_to_create = tuple(folders)
         self.config_path = self.root / "dovecot.conf"
@@ -666,6 +674,8 @@ class Dovecot(_Server):
 
     def _prepare(self) -> None:
         self.config_path.write_text(self._config())
+        if self.oauth2 is not None:
+            self.oauth2_path.write_text("".join(f"{k} = {v}\n" for k, v in self.oauth2.items()))
 
     def _config(self) -> str:
         mail_user = pwd.getpwuid(self._mail_uid).pw_name
@@ -691,6 +701,14 @@ class Dovecot(_Server):
                 f"    port = {self.imaps_port}\n    ssl = yes\n  }}\n"
             )
             lmtp_plain = "protocol lmtp {\n  ssl = no\n}\n"  # no STARTTLS in LHLO
+        mechanisms, oauth2_passdb, password_mechanisms = "plain login", "", ""
+        if self.oauth2 is not None:
+            mechanisms += " xoauth2 oauthbearer"
+            oauth2_passdb = (
+                "passdb {\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n"
+                f"  args = {self.oauth2_path}\n}}\n"
+            )
+            password_mechanisms = "  mechanisms = plain login\n"
         mailboxes = "".join(
             f"  mailbox {name} {{\n    auto = subscribe\n"
             + (f"    special_use = \\{name}\n" if name in DEFAULT_FOLDERS else "")
@@ -706,17 +724,17 @@ listen = {LOOPBACK}
 {ssl_settings}log_path = /dev/stderr
 auth_verbose = yes
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = {mechanisms}
 auth_username_format = %Lu
 {internal}mail_uid = {mail_user}
 mail_gid = {mail_group}
 first_valid_uid = 1
 mail_location = maildir:~/Maildir
 mail_max_userip_connections = 100
-passdb {{
+{oauth2_passdb}passdb {{
   driver = passwd-file
   args = scheme=PLAIN {self.users_path}
-}}
+{password_mechanisms}}}
 userdb {{
   driver = passwd-file
   args = {self.users_path}
@@ -771,7 +789,9 @@ class SmtpRelay:
     With username/password, MAIL needs AUTH PLAIN or LOGIN first. TLS uses dovecot.ca's
     certificate (clients trust ca_path): tls="starttls" offers STARTTLS, and AUTH only
     after it; tls="ssl" takes implicit TLS only (AUTH then allowed at once); without tls
-    it is plain, AUTH included (loopback).
+    it is plain, AUTH included (loopback). With xoauth2 (a check of user and bearer token),
+    MAIL needs AUTH XOAUTH2 instead, and a refused token gets the error challenge first, as
+    Gmail and Microsoft 365 send it.
     Fault hooks: fail_next_temporary answers that many DATA commands with temporary_reply
     (a "421 ..." reply also drops the connection); reject_recipients get 550 at RCPT.
     With queue = True it behaves like a real MTA: 250 once the message is taken, delivery to
@@ -785,6 +805,7 @@ class SmtpRelay:
         username: str | None = None,
         password: str | None = None,
         tls: Literal["starttls", "ssl"] | None = None,
+        xoauth2: Callable[[str, str], bool] | None = None,
     ) -> None:
         if tls not in (None, "starttls", "ssl"):
             raise ValueError(f"tls must be None, 'starttls' or 'ssl', not {tls!r}")
@@ -792,6 +813,8 @@ class SmtpRelay:
         self.username = username
         self.password = password
         self.tls = tls
+        self.xoauth2 = xoauth2
+        self.xoauth2_logins: list[tuple[str, bool]] = []  # (user, accepted) per AUTH XOAUTH2
         self.port = free_port()
         self.received: list[ReceivedMail] = []
         self.delivery_failures: list[tuple[str, int, str]] = []
@@ -815,6 +838,10 @@ class SmtpRelay:
             # aiosmtpd counts only STARTTLS as TLS for AUTH, not an implicit-TLS listener.
             options["auth_require_tls"] = self.tls == "starttls"
             options["authenticator"] = self._authenticate
+        if self.xoauth2 is None:
+            options["auth_exclude_mechanism"] = ["XOAUTH2"]
+        else:
+            options["auth_require_tls"] = self.tls == "starttls"
         if self.tls == "starttls":
             options["tls_context"] = self.dovecot.ca.server_context()
         elif self.tls == "ssl":
@@ -857,10 +884,34 @@ class SmtpRelay:
         # handled=False makes aiosmtpd send the 535 itself; its default assumes we did.
         return AuthResult(success=ok, handled=False, auth_data=auth_data)
 
+    async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:
+        """AUTH XOAUTH2 (offered only with xoauth2): "user=U^Aauth=Bearer T^A^A" in base64."""
+        assert self.xoauth2 is not None
+        try:
+            if len(args) == 2:
+                response = base64.b64decode(args[1], validate=True)
+            else:  # no initial response: ask for it (challenge_auth decodes the answer)
+                answer = await server.challenge_auth("", encode_to_b64=False)
+                if not isinstance(answer, bytes):
+                    return AuthResult(success=False)
+                response = answer
+            parts = [part.split("=", 1) for part in response.decode().split("\x01") if part]
+            fields = {key: value for key, value in parts}
+            user, token = fields["user"], fields["auth"].removeprefix("Bearer ")
+        except (ValueError, KeyError):
+            return AuthResult(success=False, handled=False, message="501 5.5.2 Bad XOAUTH2")
+        accepted = self.xoauth2(user, token)
+        self.xoauth2_logins.append((user, accepted))
+        if accepted:
+            return AuthResult(success=True, auth_data=user)
+        await server.challenge_auth('{"status":"401","schemes":"Bearer","scope":"mail"}')
+        return AuthResult(success=False, handled=False)
+
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
-        if self.username is not None and not session.authenticated:
+        needs_auth = self.username is not None or self.xoauth2 is not None
+        if needs_auth and not session.authenticated:
             return "530 5.7.0 Authentication required"
         envelope.mail_from = address
         envelope.mail_options.extend(options)

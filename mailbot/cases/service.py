@@ -10,11 +10,11 @@ import secrets
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import String, cast, func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from mailbot.cases import crisis, matching
+from mailbot.cases import attachments, crisis, matching
 from mailbot.config import Config
 from mailbot.inbound.extraction import Extraction
 from mailbot.inbound.parse import ParsedMessage
@@ -30,6 +30,7 @@ from mailbot.models import (
     FollowUp,
     InboundMessage,
     OutboundMessage,
+    OutboundRecipient,
     utcnow,
 )
 from mailbot.outbound.compose import enqueue, one_line, plus_address, valid_address
@@ -55,10 +56,10 @@ def automatic_mails_today(session: Session, address: str) -> int:
     """How many automatic mails went (or are going) to ``address`` in the last 24 hours."""
     since = utcnow() - timedelta(days=1)
     count = session.scalar(
-        select(func.count(OutboundMessage.id)).where(
-            OutboundMessage.kind.in_(AUTOMATIC_KINDS),
-            OutboundMessage.created_at >= since,
-            cast(OutboundMessage.recipients, String).contains(f'"{address}"', autoescape=True),
+        select(func.count()).where(
+            OutboundRecipient.address == address.strip().lower(),
+            OutboundRecipient.created_at >= since,
+            OutboundRecipient.kind.in_(AUTOMATIC_KINDS),
         )
     )
     return int(count or 0)
@@ -169,7 +170,7 @@ def open_case(
         priority=ex.priority,
         reason=ex.priority_reason,
     )
-    plan_followups(session, cfg, case)
+    plan_followups(session, cfg, case, new=True)
     crisis_sentence = crisis.detect(
         crisis.load_rules(cfg.rules_dir), f"{msg.subject}\n\n{msg.text}"
     )
@@ -481,23 +482,33 @@ def _header_block(raw: bytes | None) -> bytes | None:
     return head + b"\r\n\r\n[body removed by retention]\r\n"
 
 
-def purge_case(session: Session, case: Case, actor: str, via: str) -> int:
+def purge_case(session: Session, cfg: Config, case: Case, actor: str, via: str) -> int:
     """Remove the message bodies and attachments of a closed case, keeping headers, the
     case summary and the audit trail; returns how many messages were cut down."""
+    files = attachments.remove(cfg, case.ref)
     cut = 0
     for model in (InboundMessage, OutboundMessage):
         for row in session.scalars(select(model).where(model.case_id == case.id)):
             if row.raw and not row.raw.endswith(b"[body removed by retention]\r\n"):
                 row.raw = _header_block(row.raw)
                 cut += 1
-    event(session, case, "purged", actor, via, messages=cut)
+    event(session, case, "purged", actor, via, messages=cut, attachment_files=files)
     return cut
 
 
-def plan_followups(session: Session, cfg: Config, case: Case) -> int:
-    """(Re)create the pending check-ins of a case from the cadence; returns how many."""
+def plan_followups(session: Session, cfg: Config, case: Case, new: bool = False) -> int:
+    """(Re)create the pending check-ins of a case from the cadence; returns how many.
+    ``new``: the case was opened in this transaction, so it has none yet (one INSERT)."""
     tz = cfg.tz
     anchor = case.incident_date or case.opened_at.astimezone(tz).date()
+    if new:
+        planned_rows = [
+            {"case_id": case.id, "phase": phase.name, "due_at": due, "status": "pending"}
+            for phase, due in due_times(cadence.load(cfg.rules_dir), anchor, case.opened_at, tz)
+        ]
+        if planned_rows:
+            session.execute(insert(FollowUp), planned_rows)
+        return len(planned_rows)
     pending = session.scalars(
         select(FollowUp).where(FollowUp.case_id == case.id, FollowUp.status == "pending")
     ).all()

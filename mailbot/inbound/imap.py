@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import random
 import socket
 import ssl
@@ -29,8 +30,9 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 from sqlalchemy.orm import Session, sessionmaker
 
+from mailbot import oauth
 from mailbot.config import Config, read_secret
-from mailbot.errors import MailboxError
+from mailbot.errors import MailboxError, TokenError
 from mailbot.inbound import ledger
 from mailbot.inbound.ledger import RawMail
 from mailbot.inbound.mailbox import Store, truncate_oversize
@@ -48,6 +50,7 @@ class ImapSource:
         self.name = f"imap:{self.opts.username}@{self.opts.host}/{self.opts.folder}"
         self.factory = factory
         self.client: IMAPClient | None = None
+        self.token: oauth.AccessToken | None = None  # with auth = "oauth2": this session's
         self.uidvalidity = 0
         self.can_idle = False
         self.failures = 0
@@ -66,29 +69,43 @@ class ImapSource:
         )
         if o.security == "starttls":
             client.starttls(context)
+        _keepalive(client.socket())
         return client
 
     def connect(self) -> None:
         o = self.opts
         where = f"IMAP {o.host}:{o.port}"
-        password = read_secret(self.cfg, "imap", o.password_env, o.password_file)
-        if password is None:
-            raise MailboxError(
-                f"{where}: no password: set the environment variable {o.password_env} "
-                "or [imap] password_file"
-            )
+        password = None
+        if o.auth == "oauth2":
+            try:
+                oauth.tokens(self.cfg).get()  # no token, no connection
+            except TokenError as exc:
+                raise MailboxError(f"{where}: {exc}") from None
+        else:
+            password = read_secret(self.cfg, "imap", o.password_env, o.password_file)
+            if password is None:
+                raise MailboxError(
+                    f"{where}: no password: set the environment variable {o.password_env} "
+                    "or [imap] password_file"
+                )
         try:
             client = self._create_client()
         except NETWORK_ERRORS as exc:
             raise MailboxError(f"{where}: cannot connect: {exc}") from None
         try:
-            client.login(o.username, password)
+            if password is None:
+                self.token = oauth.imap_login(client, oauth.tokens(self.cfg), o.username)
+            else:
+                client.login(o.username, password)
             info = client.select_folder(o.folder)
             if o.after == "move" and not client.folder_exists(o.processed_folder):
                 client.create_folder(o.processed_folder)
         except NETWORK_ERRORS as exc:
             _safe_logout(client)
             raise MailboxError(f"{where}: {type(exc).__name__}: {exc}") from None
+        except TokenError as exc:
+            _safe_logout(client)
+            raise MailboxError(f"{where}: {exc}") from None
         self.client = client
         self.uidvalidity = int(info[b"UIDVALIDITY"])
         self.can_idle = o.idle and client.has_capability("IDLE")
@@ -261,10 +278,14 @@ class ImapSource:
         if self.client is None:
             self.ensure_connected(stop)
             return
+        if self._token_left() <= 0:
+            self._login_again(stop)
+            return
         if not self.can_idle:
             stop.wait(min(timeout, self.opts.poll_seconds))
             return
-        deadline = time.monotonic() + min(timeout, self.opts.idle_renew_seconds)
+        renew = min(timeout, self.opts.idle_renew_seconds, self._token_left())
+        deadline = time.monotonic() + renew
         try:
             if self._has_unseen_work():
                 return
@@ -277,6 +298,25 @@ class ImapSource:
                 self.client.idle_done()
         except NETWORK_ERRORS as exc:
             self._drop(exc)
+
+    def _token_left(self) -> float:
+        """Seconds until this session's OAuth2 token is due for renewal (inf: a password)."""
+        if self.token is None:
+            return math.inf
+        return oauth.tokens(self.cfg).seconds_left(self.token)
+
+    def _login_again(self, stop: threading.Event) -> None:
+        """Before the token runs out: a new one first, then a new session with it. When
+        no token can be had, the current session stays while its token lasts."""
+        try:
+            oauth.tokens(self.cfg).get()
+        except TokenError as exc:
+            log.warning("imap: %s; the current session goes on for now", exc)
+            stop.wait(30.0)
+            return
+        log.info("imap: logging in again with a new OAuth2 token before the old one expires")
+        self.close()
+        self.ensure_connected(stop)
 
     def close(self) -> None:
         if self.client is not None:
@@ -302,6 +342,17 @@ def _read_ahead(client: IMAPClient) -> bool:
         return False
     finally:
         sock.settimeout(previous)
+
+
+def _keepalive(sock: socket.socket) -> None:
+    """TCP keepalive probes after 60 s of silence, 3 unanswered ones 10 s apart: a peer that
+    vanished (a dropped NAT entry, a dead host) ends the IDLE read within about 90 s, not at the
+    next IDLE renewal (up to idle_renew_seconds)."""
+    with contextlib.suppress(OSError, AttributeError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 60)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 10)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
 
 
 def _safe_logout(client: IMAPClient) -> None:

@@ -133,6 +133,23 @@ def known(
         return {int(u) for u in rows if u is not None}
 
 
+def raw_items(
+    factory: sessionmaker[Session], ids: Sequence[int], max_bytes: int
+) -> list[tuple[int, bytes]]:
+    """The raw bytes of the pending rows among ``ids`` (none over ``max_bytes``), for reading
+    ahead of the pipeline."""
+    with factory() as session:
+        rows = session.execute(
+            select(InboundMessage.id, InboundMessage.raw).where(
+                InboundMessage.id.in_(list(ids)),
+                InboundMessage.status == "pending",
+                InboundMessage.size <= max_bytes,
+                InboundMessage.raw.is_not(None),
+            )
+        )
+        return [(ledger_id, raw) for ledger_id, raw in rows]
+
+
 def pending_ids(factory: sessionmaker[Session], limit: int = 500) -> list[int]:
     with factory() as session:
         return list(

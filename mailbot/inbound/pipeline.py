@@ -22,15 +22,16 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from mailbot.cases import replies, service
+from mailbot.cases import attachments, replies, service
 from mailbot.config import Config
 from mailbot.db import transaction
 from mailbot.errors import Discard, Quarantine
 from mailbot.inbound import filters
 from mailbot.inbound.extraction import extract
 from mailbot.inbound.parse import ParsedMessage, parse
+from mailbot.inbound.reader import Read
 from mailbot.inbound.thread_match import match_case
-from mailbot.models import InboundMessage, utcnow
+from mailbot.models import Case, InboundMessage, utcnow
 from mailbot.roster import Roster
 from mailbot.roster import load as load_roster
 
@@ -51,6 +52,16 @@ class Outcome:
             f"ledger={self.ledger_id} kind={self.kind or '-'} case={self.case_ref or '-'} "
             f"outcome={self.status} ms={self.ms:.0f}"
         )
+
+    def log_fields(self) -> dict[str, object]:
+        """The same, as the fields of a JSON log line (``[mailbot] log_format = "json"``)."""
+        return {
+            "ledger_id": self.ledger_id,
+            "kind": self.kind,
+            "case_ref": self.case_ref,
+            "outcome": self.status,
+            "ms": round(self.ms),
+        }
 
 
 @dataclass(frozen=True)
@@ -79,7 +90,8 @@ class Pipeline:
             own_addresses=frozenset(own), rules=filters.FilterRules.load(self.cfg.rules_dir)
         )
 
-    def process(self, ledger_id: int) -> Outcome:
+    def process(self, ledger_id: int, read: Read | None = None) -> Outcome:
+        """Handle one ledger row; ``read`` is its extraction made ahead (``reader.Reader``)."""
         started = time.monotonic()
         try:
             with transaction(self.factory) as session:
@@ -91,7 +103,7 @@ class Pipeline:
                 ).first()
                 if row is None:
                     return Outcome(ledger_id, "skipped", None, None, "not pending", 0.0)
-                result = self._handle(session, row)
+                result = self._handle(session, row, read)
                 row.status, row.kind, row.reason = result.status, result.kind, result.reason
                 row.case_id, row.duplicate_of = result.case_id, result.duplicate_of
                 row.attempts += 1
@@ -110,7 +122,7 @@ class Pipeline:
         outcome = Outcome(
             ledger_id, result.status, result.kind, result.case_ref, result.reason, _ms(started)
         )
-        log.info(outcome.line())
+        log.info(outcome.line(), extra=outcome.log_fields())
         return outcome
 
     def _finish(self, ledger_id: int, result: _Result) -> None:
@@ -122,7 +134,7 @@ class Pipeline:
             row.attempts += 1
             row.processed_at = utcnow()
 
-    def _handle(self, session: Session, row: InboundMessage) -> _Result:
+    def _handle(self, session: Session, row: InboundMessage, read: Read | None) -> _Result:
         limit = self.cfg.limits.max_message_bytes
         if row.raw is None:
             raise Quarantine("no raw bytes stored for this message")
@@ -150,15 +162,33 @@ class Pipeline:
         case = match_case(session, self.cfg, msg)
         if case is not None:
             outcome = replies.handle_reply(session, self.cfg, self.roster, case, row, msg)
+            self._attachments(session, case, row, msg)
             return _Result("processed", "reply", case.ref, case.id, reason=outcome)
         if not msg.text.strip() and not msg.subject.strip():
             return _Result("ignored", "other", reason="empty message: no subject and no text")
-        return self._open(session, row, msg)
+        return self._open(session, row, msg, read)
 
-    def _open(self, session: Session, row: InboundMessage, msg: ParsedMessage) -> _Result:
-        fields = extract(msg, self.cfg.rules_dir)
+    def _open(
+        self, session: Session, row: InboundMessage, msg: ParsedMessage, read: Read | None
+    ) -> _Result:
+        if read is not None and read.error is not None:
+            raise Quarantine(read.error)
+        if read is not None and read.extraction is not None:
+            fields = read.extraction
+        else:
+            fields = extract(msg, self.cfg.rules_dir)
         case = service.open_case(session, self.cfg, row, msg, fields, self.roster)
+        self._attachments(session, case, row, msg)
         return _Result("processed", "request", case.ref, case.id)
+
+    def _attachments(
+        self, session: Session, case: Case, row: InboundMessage, msg: ParsedMessage
+    ) -> None:
+        """Files for the attachments (a full disk raises Quarantine: all of it rolls back)."""
+        stored = attachments.save(self.cfg, case.ref, row.id, msg.message)
+        if stored:
+            actor = msg.from_addr or "unknown"
+            service.event(session, case, "attachments", actor, "email", row.id, files=stored)
 
     @staticmethod
     def _duplicate_of(session: Session, row: InboundMessage) -> int | None:

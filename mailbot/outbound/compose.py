@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailbot.config import Config
-from mailbot.models import OutboundMessage, utcnow
+from mailbot.models import OutboundMessage, OutboundRecipient, utcnow
 from mailbot.outbound.render import render
 
 MARKER_HEADER = "X-MVAI-Mailbot"
@@ -141,6 +141,7 @@ def enqueue(
         reply_to=reply_to,
         case_ref=case_ref,
     )
+    now = utcnow()
     row = OutboundMessage(
         dedupe_key=dedupe_key,
         case_id=case_id,
@@ -152,8 +153,13 @@ def enqueue(
         raw=msg.as_bytes(),
         status="pending",
         attempts=0,
-        next_attempt_at=utcnow(),
+        next_attempt_at=now,
+        created_at=now,
     )
     session.add(row)
     session.flush()
+    session.add_all(
+        OutboundRecipient(outbound_id=row.id, address=address, kind=kind, created_at=now)
+        for address in dict.fromkeys(to_addrs + cc_addrs)
+    )
     return row

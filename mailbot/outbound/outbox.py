@@ -90,6 +90,7 @@ def send_due(
                 attempts,
                 (time.monotonic() - started) * 1000,
                 exc,
+                extra={"outbox_id": row_id, "outcome": outcome, "attempt": attempts},
             )
             continue
         if row is None:
@@ -102,6 +103,13 @@ def send_due(
             row.case_id or "-",
             row.attempts,
             (time.monotonic() - started) * 1000,
+            extra={
+                "outbox_id": row.id,
+                "kind": row.kind,
+                "case_id": row.case_id,
+                "outcome": "sent",
+                "attempt": row.attempts,
+            },
         )
     return sent
 

@@ -12,8 +12,9 @@ import smtplib
 from pathlib import Path
 from typing import Protocol
 
+from mailbot import oauth
 from mailbot.config import Config, read_secret
-from mailbot.errors import TransportError
+from mailbot.errors import TokenError, TransportError
 from mailbot.models import OutboundMessage
 
 
@@ -76,7 +77,9 @@ class SmtpTransport:
                 conn = smtplib.SMTP(o.host, o.port, timeout=o.timeout_seconds)
                 if o.security == "starttls":
                     conn.starttls(context=context)
-            if o.username:
+            if o.username and o.auth == "oauth2":
+                oauth.smtp_login(conn, oauth.tokens(self.cfg), o.username)
+            elif o.username:
                 password = read_secret(self.cfg, "smtp", o.password_env, o.password_file)
                 if password is None:
                     conn.close()
@@ -87,6 +90,9 @@ class SmtpTransport:
                 conn.login(o.username, password)
         except smtplib.SMTPAuthenticationError as exc:
             raise TransportError(f"{self.where}: login refused ({exc.smtp_code})") from None
+        except TokenError as exc:
+            conn.close()
+            raise TransportError(f"{self.where}: {exc}") from None
         except (TimeoutError, OSError, smtplib.SMTPException) as exc:
             raise TransportError(f"{self.where}: cannot connect: {exc}") from None
         return conn

@@ -334,3 +334,26 @@ def test_uidvalidity_change_processes_nothing_twice_and_warns(
     assert f"from {old} to {new}" in text
     [row] = [r for r in cli(daemon, "outbox", "list") if r["message_id"].startswith("uidvalidity.")]
     assert (row["kind"], row["status"]) == ("alert", "sent")
+
+
+def test_the_imap_connection_has_tcp_keepalive(
+    tmp_path: Path, dovecot: Dovecot, smtp_relay: SmtpRelay, monkeypatch: pytest.MonkeyPatch
+):
+    """A peer that vanishes without a FIN or RST (a dropped NAT entry, a dead host) is noticed
+    by the kernel's keepalive probes within about 90 s, not at the next IDLE renewal."""
+    import socket
+
+    monkeypatch.setenv("MVAI_TEST_IMAP_PASSWORD", PASSWORD)
+    source = ImapSource(config_mod.load(imap_config(tmp_path, dovecot, smtp_relay.port)))
+    source.connect()
+    try:
+        assert source.client is not None
+        sock = source.client.socket()
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        idle, interval, count = (
+            sock.getsockopt(socket.IPPROTO_TCP, option)
+            for option in (socket.TCP_KEEPIDLE, socket.TCP_KEEPINTVL, socket.TCP_KEEPCNT)
+        )
+        assert idle + interval * count <= 90
+    finally:
+        source.close()

@@ -136,8 +136,11 @@ def test_db_upgrade_and_doctor(conf, capsys):
         "config",
         "rules",
         "database",
+        "oauth2",
         "mailbox",
         "outgoing",
+        "logging",
+        "metrics",
         "nlp",
     ]
     assert all(line.split()[0] in ("ok", "warn") for line in lines)

@@ -48,6 +48,7 @@ def test_defaults_without_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         ("[imap]\npassword = 'hunter2'\n", "[imap] password: passwords may not be written"),
         ("[smtp]\nport = 'x'\n", "[smtp] port: expected int"),
         ("[smtp]\nport = 70000\n", "[smtp] port: 70000 is not a TCP port"),
+        ("[metrics]\nport = 0\n", "[metrics] port: 0 is not a TCP port"),
         ("[nope]\na = 1\n", "[nope]: unknown section"),
         ("[imap]\nhots = 'x'\n", "[imap] hots: unknown option"),
         ("[mailbox]\nkind = 'pop3'\n", "[mailbox] kind: must be 'maildir' or 'imap'"),

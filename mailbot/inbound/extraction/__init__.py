@@ -86,13 +86,18 @@ def _area_codes(*texts: str) -> list[str]:
     return codes
 
 
-def preload(rules_dir: Path) -> None:
-    """Compile every extraction rule file, load the place gazetteer and the spaCy pipeline
-    (RulesError if a rule file is bad), so that the first message is not the slow one."""
+def check_rules(rules_dir: Path) -> None:
+    """Compile every extraction rule file (RulesError if one is bad), without the model."""
     agency_mod.load_rules(rules_dir)
     classify.load_rules(rules_dir)
     contact.load_rules(rules_dir)
     triage.load_rules(rules_dir)
+
+
+def preload(rules_dir: Path) -> None:
+    """Compile every extraction rule file, load the place gazetteer and the spaCy pipeline
+    (RulesError if a rule file is bad), so that the first message is not the slow one."""
+    check_rules(rules_dir)
     load_gazetteer()
     nlp.load(rules_dir)
 

@@ -14,6 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from mailbot.inbound.extraction.gazetteer import gazetteer
 from mailbot.rules import load_toml, require
 
 
@@ -54,8 +55,8 @@ def split_noise(rules: AgencyRules, text: str) -> tuple[str, list[str]]:
 
 
 _SUFFIX_WORDS = re.compile(
-    r"\b(Police|Sheriff|Marshal|Department|Dept|Public Safety|State Patrol|Highway Patrol|"
-    r"Constable|PD|SO|SD|DPS|UPD)\b"
+    r"\b(Police|Sheriff|Marshals?|Department|Dept|Public Safety|State Patrol|Highway Patrol|"
+    r"State Troopers|Constable|PD|SO|SD|DPS|UPD)\b"
 )
 # Words that do not name an agency on their own: "Chief of University Police" is a title.
 _GENERIC = frozenset(
@@ -89,7 +90,8 @@ def _domain_words(sender: str) -> set[str]:
 _LOWER_AGENCY = re.compile(
     r"\b((?:[a-z][\w.'’-]* ){1,3}?)(police department|police dept\.?|police services|"
     r"sheriff'?s office|sheriff'?s department|department of public safety|state police|"
-    r"(?:c?isd )police department|(?:c?isd )police|university police department|police|pd|so|dps)\b"
+    r"(?:c?isd )police (?:department|dept\.?)|(?:c?isd )police|university police department|"
+    r"police|pd|so|dps)\b"
 )
 _LOWER_STOP = frozenset(
     [
@@ -122,6 +124,12 @@ _LOWER_STOP = frozenset(
         "small",
     ]
 )
+# "lt pelletier waterville pd": a rank, then a surname, then the agency's place
+_RANK_WORDS = frozenset(
+    "lt sgt capt cpl det ofc officer deputy detective sergeant lieutenant captain cmdr "
+    "commander".split()
+)
+_LOWER_STOP |= _RANK_WORDS
 
 
 _PLACE_WORDS = frozenset(["county", "city", "town"])  # "yuma county so"
@@ -131,11 +139,16 @@ def lowercase_agency(rules: AgencyRules, text: str) -> str | None:
     """An agency in text written all in lower case ("chief of the ellsworth police dept")."""
     for match in _LOWER_AGENCY.finditer(text):
         words = match.group(1).split()
+        after_rank = False
         while words and words[0] in _LOWER_STOP:
-            words.pop(0)
+            after_rank = words.pop(0) in _RANK_WORDS
         # "pettway with greenwood pd": the name starts after the last word that is no name's
         stops = [i for i, w in enumerate(words) if w in _LOWER_STOP and w not in _PLACE_WORDS]
-        words = words[stops[-1] + 1 :] if stops else words
+        if stops:
+            after_rank = words[stops[-1]] in _RANK_WORDS
+            words = words[stops[-1] + 1 :]
+        if after_rank and len(words) > 1:  # "lt pelletier waterville pd": a surname first
+            words = _after_surname(words)
         if not words or (match.group(2) == "so" and words[-1] not in ("county", "co.", "parish")):
             continue  # "some support so they will talk"
         name = normalise(
@@ -144,6 +157,19 @@ def lowercase_agency(rules: AgencyRules, text: str) -> str | None:
         if name:
             return name
     return None
+
+
+def _after_surname(words: list[str]) -> list[str]:
+    """The place words of "pelletier waterville" after a rank: the longest trailing run that
+    is a town or a county somewhere, else all but the first word (the surname)."""
+    gaz = gazetteer()
+    for i in range(len(words)):
+        run = words[i:]
+        if run[-1] == "county" and len(run) > 1 and gaz.states_for_county(" ".join(run[:-1])):
+            return run
+        if gaz.cities_named(" ".join(run)):
+            return run
+    return words[1:]
 
 
 def _suffix(raw: str) -> str:
@@ -156,8 +182,10 @@ def _suffix(raw: str) -> str:
 def find_agency(rules: AgencyRules, doc: Any, signature_start: int, sender: str) -> Agency:
     found = _from_entities(rules, doc, signature_start, sender)
     if found.name is None:  # lower-case writing, or a name the ruler's patterns missed
-        name = lowercase_agency(rules, doc.text.lower())
-        return Agency(name, 0.5 if name else 0.0)
+        # the signature names the agency in full more often than a hurried first line does
+        signed = lowercase_agency(rules, doc.text[signature_start:].lower())
+        name = signed or lowercase_agency(rules, doc.text.lower())
+        return Agency(name, 0.6 if signed else 0.5 if name else 0.0)
     return found
 
 

@@ -45,9 +45,14 @@ def asked_sentences(rules: ClassifyRules, text: str) -> list[tuple[str, bool]]:
     return found
 
 
+# Plurals typed on a phone the way they sound: "the familys", "my deputys".
+_TYPED_PLURAL = re.compile(r"\b(famil|deput|communit|part|bab|cit|compan|agenc)ys\b", re.I)
+
+
 def services(rules: ClassifyRules, text: str) -> list[str]:
     """The services asked for: phrases in asking sentences in full, elsewhere a fraction."""
     totals: dict[str, float] = {}
+    text = _TYPED_PLURAL.sub(r"\1ies", text)
     for sentence, asking in asked_sentences(rules, text):
         factor = 1.0 if asking else rules.elsewhere_factor
         for key, value in scores(rules.services, sentence).items():
@@ -79,7 +84,8 @@ _REMOTE = re.compile(
     r"(not|don'?t|do not) (need|want|looking for|asking for) (an advisor|anyone|someone|a visit)|"
     r"remote(ly)?|just the (documents|templates|materials)|"
     r"(documents|templates|materials) (are|is) all (we|i) need|"
-    r"a call with (someone|somebody|an advisor|one of)|a call or two|phone call)\b",
+    r"a call (with|from) (someone|somebody|an advisor|one of)|a call or two|phone call|"
+    r"(teams|zoom|video|virtual) (meeting|session|consult(ation)?))\b",
     re.I,
 )
 _NEGATED_VISIT = re.compile(

@@ -186,16 +186,18 @@ def incident_type(rules: ClassifyRules, text: str) -> tuple[str | None, float]:
 
 
 _VENUE = re.compile(
-    r"\b(?:at|inside|in|outside|near|into|of|to|entered|during|on the grounds of)\s+"
+    r"\b(?:at|inside|in|outside|near|into|of|to|entered|during|on the grounds of"
+    r"|[Ll]ocation:|[Vv]enue:|[Ss]cene:)\s+"
     r"(?:[Tt]he\s+|[Aa]n?\s+)?"
-    r"((?:[A-Z][\w'’&.-]*|\d+\w*)(?:\s+(?:[A-Z][\w'’&.-]*|of|de|del|la|El|N|&))*)"
+    r"((?:[A-Z][\w'’&.-]*|\d+\w*)(?:\s+(?:[A-Z][\w'’&.-]*|(?:of|de|del|la|El|N)\b|&))*)"
 )
 _PART_OF_TOWN = re.compile(r"^(Downtown|Old Town|Uptown|Midtown)\b\s*")
 _NOT_VENUE = re.compile(
     r"^(January|February|March|April|May|June|July|August|September|October|November|December|"
     r"Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|Route|Highway|I-\d+|Our|We|"
     r"The|This|That|MVAI)\b|\b(County|Parish|Police|Sheriff'?s?|Department|"
-    r"Office|Township)$"
+    r"Office|Township|Troopers|Patrol|Marshals?|"
+    r"Street|Avenue|Road|Boulevard|Drive|Lane|Creek|River|Overpass)$"
 )
 
 

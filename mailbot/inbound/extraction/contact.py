@@ -96,6 +96,9 @@ RANKS = {
     "maj": "Major",
     "col": "Colonel",
     "dep": "Deputy",
+    "cpl": "Corporal",
+    "insp": "Inspector",
+    "tpr": "Trooper",
 }
 
 
@@ -127,7 +130,7 @@ def _title(rules: ContactRules, lines: list[str], name: str | None, from_name: s
             return _expand_rank(rest)
     for line in [*lines[:2], from_name]:
         first = line.split()[0] if line.split() else ""
-        if first.lower().rstrip(".") in rules.prefixes and name and name in line:
+        if first.lower().rstrip(".") in rules.prefixes and name and name.lower() in line.lower():
             return _expand_rank(first)
     return None
 

@@ -89,8 +89,11 @@ _PERSON = (
     r"[a-z][a-z-]*(?:er|or|ist|ian)s?)\b"
 )
 PERP = (
-    r"(?:gunm[ae]n|shooters?|suspects?|attackers?|perpetrators?|assailants?|killers?"
-    r"|offenders?|himself|herself|themselves)\b"
+    r"(?:gunm[ae]n|shooters?|suspects?|attackers?|perpetrators?|assailants?|killers?|bombers?"
+    r"|offenders?|himself|herself|themselves"
+    # the perpetrator told by the act: "the man who set it", "the driver who rammed them"
+    r"|(?:man|woman|person|teen|teenager|boy|girl|driver) who (?:set|planted|placed|left|built"
+    r"|detonated|fired|opened fire|attacked|carried out|started|drove|rammed|stabbed|shot))\b"
 )
 # Words that end the noun phrase of a count: verbs, conjunctions, casualty words, units.
 _STOP = (
@@ -116,6 +119,7 @@ _POSSESSIVE = r"(?:our|my|his|her|their)"
 _MEMBER = (
     rf"(?:{_QUALIFIER}\s+)?(?:(?:{_INDEFINITE})\s+(?:{_WORD}\s+){{0,2}}{_PERSON}|{_TITLE}"
     r"|another(?=\s+(?:was|is|has|had|died|later)\b)"
+    rf"|an?\s+(?:{'|'.join(ORDINALS)})(?=\s+(?:was|is|has|had|later)\b)"
     rf"|(?:{_POSSESSIVE}\s+)?{NUMERIC}(?!\s+{_UNIT_AFTER})(?:\s+{_PARTITIVE})?(?:\s+{_WORD}){{0,3}})"
 )
 _PERP_MEMBER = rf"(?:(?:the|a|an|one|their|his|her)\s+(?:{_WORD}\s+)?{PERP}|{PERP})"
@@ -139,7 +143,10 @@ _LEADING_COUNT = re.compile(
     rf"(?P<count>{_COUNT})",
     re.I,
 )
+_ONE_MORE_BY_ORDINAL = re.compile(rf"\s*an?\s+(?:{'|'.join(ORDINALS)})\s*", re.I)
 _VAGUE_WORDS = re.compile(_VAGUE)
+# A group that starts with an amount no one counted: "Several others", "many of the guests".
+VAGUE_GROUP = re.compile(rf"\s*(?:{_QUALIFIER}\s+)?(?:{_VAGUE})\b", re.I)
 _INDEFINITE_WORD = re.compile(_INDEFINITE)
 _PLURAL = re.compile(
     r"(?:[^s]s|people|children|men|women|freshmen|deputies|babies|staff|personnel|faculty)$",
@@ -153,6 +160,8 @@ def parse_count(phrase: str) -> int | None:
     "a"/"an" count 1 only when a person follows ("a teacher was killed"); vague words
     ("several", "dozens") and anything without a leading number give None.
     """
+    if _ONE_MORE_BY_ORDINAL.fullmatch(phrase):
+        return 1  # "two were killed and a third was wounded"
     match = _LEADING_COUNT.match(phrase)
     if not match:
         return None
@@ -184,9 +193,17 @@ def parse_count(phrase: str) -> int | None:
 def group_value(group: str, closed: bool = False) -> int | None:
     """The sum over "three children and three adults". A named shooter counts nothing, and
     neither does a part already counted ("three people, two of them children", "six hurt,
-    two seriously"), nor an apposition closed by a comma ("One of them, a 19 year old, died")."""
+    two seriously", "two of them children, and three more"), nor an apposition closed by a
+    comma ("One of them, a 19 year old, died", "Two of them, a nurse and a clerk, died")."""
     members = SPLIT_MEMBERS.split(group.strip())
     separators = SPLIT_MEMBERS.findall(group.strip())
+    if len(members) > 1 and separators[0].strip().startswith(",") and _PARTITIVE_WORD.search(
+        members[0]
+    ):
+        if closed:  # "Two of them, a nurse and the front desk manager, were killed"
+            members, separators = members[:1], []
+        else:  # "Four died, two of them children, and three more were hurt": an aside
+            members, separators = members[1:], separators[1:]
     if closed and separators and separators[-1].strip() == ",":
         members.pop()
     total, counted, bare = 0, False, False

@@ -94,9 +94,10 @@ _EXPRESSIONS = [
         r"|(?:early |earlier |late )?this (?:morning|afternoon|evening|a\.m\.|am\b|pm\b|p\.m\.)"
         r"|earlier today|today)\b",
     ),
-    (  # "on the 14th", "Friday the 9th" (before the weekday, which it contains)
+    (  # "on the 14th", "Friday the 9th", "sat the 24th" (before the weekday it contains)
         "ordinal",
-        r"\b(?:on|of|(?:mon|tues|wednes|thurs|fri|satur|sun)day)\s+the\s+"
+        r"\b(?:on|of|(?:mon|tues|wednes|thurs|fri|satur|sun)day"
+        r"|(?:mon|tues?|wed|thu(?:rs?)?|fri|sat|sun)\.?)\s+the\s+"
         r"(?P<day>[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)\b"
         r"(?!\s+(?:of\s+)?(?-i:[A-Z])|\s+(?:street|st|avenue|ave|floor|grade|district|precinct"
         r"|ward|century|anniversary|birthday|annual)\b)",

@@ -50,7 +50,8 @@ _FUTURE_BEFORE = re.compile(r"\b(?:is|are|will be|be)\s+(?:on\s+|this\s+)?$", re
 _INCIDENT = re.compile(
     r"\b(?:shoot(?:ing|ings|er)?|shot|shots|gunfire|gunm[ae]n|opened fire|open fire|fired"
     r"|attack(?:ed|er)?|incident|happened|occurred|took place|kill(?:ed|ing|ings)?|died"
-    r"|stabb(?:ing|ed)|bomb(?:ing)?|explosion|ramm(?:ed|ing)|steered|drove (?:into|through)"
+    r"|stabb(?:ing|ed)|bomb(?:ing)?|explosion|ramm(?:ed|ing)|steered"
+    r"|drove (?:[\w-]+ ){0,3}?(?:into|through|thru)|ran over"
     r"|massacre|tragedy|homicides?"
     r"|murder(?:ed|s)?|active (?:shooter|threat)|lockdown|responded|call came|9-?1-?1)\b",
     re.I,
@@ -73,6 +74,13 @@ _AT_EVENT = re.compile(
     re.I,
 )
 
+# A row of a summary or a table that gives the time ("Time: about 1:45", "Timeapprox. 1:45"
+# when a table's cells were glued together).
+_TIME_LABEL = re.compile(
+    r"(?:^|\n)[ \t>*\u2022-]*(?:time|time of (?:incident|call|day)|approx(?:imate)? time)"
+    r"[ \t]*[:=-]?[ \t]*(?:approx\.?|approximately|about|around|at|~)?[ \t]*$",
+    re.I,
+)
 _HEADER_LINE = re.compile(r"^[ \t>]*\**(from|sent|date|to|cc|subject)\**[ \t]*:.*$", re.I | re.M)
 _WROTE = re.compile(r"^[ \t>]*On\b[^\n]{0,200}?(?:\n[ \t>]*[^\n]{0,200}?)?\bwrote:[ \t]*$", re.M)
 
@@ -268,6 +276,8 @@ def _time(
         if context is None:
             continue
         score = context[0]
+        if _TIME_LABEL.search(doc.text, max(0, match.start() - 40), match.start()):
+            score += 3.0  # "Time: approx. 1:45 a.m." in a summary or a table
         if chosen and index == chosen_index:
             score += 3.0 - min(abs(match.start() - chosen.start), 200) / 200
         elif index in same_day:

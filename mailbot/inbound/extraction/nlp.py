@@ -40,9 +40,9 @@ def _agency_patterns(nlp: Any, rules_dir: Path) -> list[dict[str, Any]]:
         if not isinstance(suffix, str) or not suffix.strip():
             raise RulesError(f"{path}: suffixes: {suffix!r} is not a phrase")
         tokens = [_token(t.lower_) for t in nlp.make_doc(suffix)]
-        short = len(tokens) == 1 and suffix.isupper()  # PD, SO, DPS: the name must be 1-3 words
+        short = len(tokens) == 1 and suffix.isupper()  # PD, SO, DPS: the name must be 1-4 words
         head: list[dict[str, Any]] = [
-            {**NAME_WORD, "OP": "+"} if not short else {**NAME_WORD, "OP": "{1,3}"}
+            {**NAME_WORD, "OP": "+"} if not short else {**NAME_WORD, "OP": "{1,4}"}
         ]
         if short:
             tokens = [{"ORTH": suffix}]

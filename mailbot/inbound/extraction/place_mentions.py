@@ -61,7 +61,7 @@ _TOWN_BEFORE_NOUN = re.compile(
     rf"\b(?:[Aa]t|[Nn]ear|[Ii]n|[Oo]utside) an? ({_CAP}(?:[ \t]+{_CAP}){{0,2}})(?=[ \t]+[a-z])"
 )
 _AGENCY = re.compile(
-    rf"((?:{_WORD}[ \t]+){{1,5}})(?:Police|POLICE|PD\b|Sheriff|Marshal|Department of Public Safety)"
+    rf"((?:{_WORD}[ \t]+){{1,5}})(?:Police|POLICE|PD\b|Pd\b|Sheriff|Marshal|Department of Public Safety)"
 )
 _COUNTY_WORDS = {"county", "parish", "borough"}
 _AGENCY_NOISE = {"the", "our", "dear", "chief", "city", "town", "village", "township", "of", "and"}
@@ -76,6 +76,12 @@ _PERSON_NAMES = {"Georgia", "Virginia", "Washington"}  # a state only with "in",
 _PERSON_NAME_CUE_BEFORE = re.compile(r"(?:\b(?:in|of|across|from|throughout|to)|,)[ \t]*$", re.I)
 _PERSON_NAME_CUE_AFTER = re.compile(r"(?:[ \t]+State\b|'s\b)")
 _COMMA_BEFORE = re.compile(r"[,(][ \t]*$")  # "Lake County SO (Fla.)" too
+# "raleigh county so in wv": a code after "in" is a state, unless the code is also a word
+# ("in OR near", "in ME") or an abbreviation of something else ("in PR").
+_IN_BEFORE = re.compile(r"\b(?:[Ii]n|IN)[ \t]+$")
+_WORD_CODES = frozenset(
+    "AL AS CO DE GA HI ID IN LA MA ME MO MP NE OH OK OR PA PR WA".split()
+)
 _TITLED_CODE = re.compile(r"(?<=[ \t])[A-Z][a-z]\b")
 _ZIP_AFTER = re.compile(r"[ \t]+\d{5}\b")
 _CAP_AFTER = re.compile(rf"[ \t]+({_CAP}(?:[ \t]+{_CAP})?)")
@@ -96,6 +102,19 @@ _AFTER = re.compile(
     r"\b(?:after|since|following|post|in the wake of)\W+(?:what happened (?:in|at)\W+|the\W+)?$",
     re.I,
 )
+# "the Clark County School District Police Department in Las Vegas": where the agency sits,
+# which is no nearer the incident for the incident words around it.
+_AGENCY_SEAT = re.compile(
+    r"\b(?:Police|Department|Dept\.?|Office|Patrol|Troopers|Service|Services|Marshal|PD|SO|DPS)"
+    r"[ \t]+(?:in|of|at)[ \t]+$"
+)
+# "we arrested him that night at his mom's in Oakland", "he fled to Reno": where the suspect
+# went or was caught, not where it happened.
+_SUSPECT_WENT = re.compile(
+    r"\b(?:arrested|caught|apprehended|captured|located|tracked|fled|fleeing|escaped|"
+    r"surrendered|custody|hiding|hid out|picked (?:him|her) up)\b[^.;!?]{0,50}$",
+    re.I,
+)
 _LOOK = 80  # characters looked at before a mention for its name and for cues
 # A request names its place early; past this a pasted report or thread only slows the scan.
 _MAX_CHARS = 20_000
@@ -103,6 +122,7 @@ _NEAR = 120  # characters between a mention and an incident word that count as n
 
 BASE = {
     "city-state": 3.0,
+    "city-county": 2.5,  # "in Roselle, Union County": a town set apart by its county
     "county": 2.5,
     "agency name": 1.5,
     "city": 1.5,
@@ -157,6 +177,9 @@ class Scanner:
         code = match.group().upper()
         if code in STATES and self._city(self._words_before(match.start()), code):
             return code
+        if code in STATES and code not in _WORD_CODES:  # "in wv"
+            if _IN_BEFORE.search(self.text, max(0, match.start() - 4), match.start()):
+                return code
         return match.group()
 
     def mentions(self) -> Iterator[Mention]:
@@ -184,7 +207,11 @@ class Scanner:
         score = BASE[form] + WHERE[self.where]
         if comparison:
             score -= 3.0
-        elif form != "venue" and self._near_incident(start, end):
+        elif _SUSPECT_WENT.search(before):
+            score -= 2.0
+        elif _AGENCY_SEAT.search(before):
+            score -= 1.0  # counts as the agency's name does, whatever words stand near it
+        elif form not in ("venue", "agency name") and self._near_incident(start, end):
             score += 1.5
         if _HOME.search(before):
             score += 1.0
@@ -245,7 +272,11 @@ class Scanner:
                 city = self._city_before_county(match.start(1))
                 if city:  # "in Hawley, Wayne County": the Hawley in a Wayne County
                     yield self._mention(
-                        "city", city[1], match.end(), city_names=(city[0],), county_names=readings
+                        "city-county",
+                        city[1],
+                        match.end(),
+                        city_names=(city[0],),
+                        county_names=readings,
                     )
                 else:
                     yield self._mention("county", start, match.end(), county_names=readings)
@@ -292,7 +323,8 @@ class Scanner:
         token, text, end = match.group(), self.text, match.end()
         before = text[max(0, match.start() - _LOOK) : match.start()]
         if len(token) == 2 or token in _AP_STYLE:  # "IN", "Ind.": words too, unless set off
-            return bool(_COMMA_BEFORE.search(before) or _ZIP_AFTER.match(text, end))
+            after_in = token not in _WORD_CODES and _IN_BEFORE.search(before)
+            return bool(_COMMA_BEFORE.search(before) or _ZIP_AFTER.match(text, end) or after_in)
         if _COUNTY_AFTER.match(text, end):  # "Washington County"
             return False
         longer = _CAP_AFTER.match(text, end)

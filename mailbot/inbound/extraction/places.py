@@ -29,6 +29,7 @@ from mailbot.inbound.extraction.place_mentions import Mention, Scanner
 _PHONE = re.compile(r"(?<!\d)\(?([2-9]\d{2})\)?[-. \t]{0,2}[2-9]\d{2}[-. \t]\d{4}(?!\d)")
 _CONFIDENCE = {
     "city-state": 0.9,
+    "city-county": 0.85,
     "county": 0.8,
     "city": 0.75,
     "agency name": 0.65,

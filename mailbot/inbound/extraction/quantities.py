@@ -22,6 +22,7 @@ from mailbot.inbound.extraction.counts import (
     PERSON_WORD,
     SPLIT_MEMBERS,
     TITLE_WORDS,
+    VAGUE_GROUP,
     group_value,
 )
 from mailbot.inbound.extraction.sentences import (
@@ -73,12 +74,15 @@ _TRANSITIVE = re.compile(
 
 # "Five people, including two students, were killed": a part named on the way is in the count.
 _PART_OF_THEM = r"(?:\s*,\s*(?:including|among them|most of them|many of them)\s+[^,.;()]{1,40}?,)?"
+# "Deputy Aaron Spires, who was working the fair detail, was killed": a clause set off.
+_WHO_CLAUSE = r"(?:\s*,\s*(?:who|whom|whose)\s+[^,.;()]{1,80}?,)?"
 # "Two students and a teacher were killed", "three dead", "no one was hurt".
 _SUBJECT = re.compile(
     r"(?<![\w'-])"
     + GROUP
     + _INCLUDING
     + _PART_OF_THEM
+    + _WHO_CLAUSE
     + _DOING
     + _PLACE
     + r",?"
@@ -92,7 +96,8 @@ _OBJECT = re.compile(
     r"|wounding)|shot and killed|shooting and killing|(?:took|taking|claimed|claiming) the lives"
     r" of|(?:the )?deaths? of|lost)|(?P<injury>wounded|wounding|injured|injuring|hurt|hurting"
     r"|beat|beating|assaulted|assaulting|pistol-whipped|pistol-whipping)"
-    r"|(?P<shot>shot|shooting|stabbed|stabbing|struck|striking|hit|hitting|ran over))\s+"
+    r"|(?P<shot>shot|shooting|stabbed|stabbing|struck|striking|hit|hitting|ran over|attacked"
+    r"|attacking))\s+"
     + GROUP
     + _INCLUDING,
     re.I,
@@ -126,6 +131,12 @@ _PERP_INCLUDED_AFTER = re.compile(
     rf"\s*[,;(\u2013\u2014-]?\s*(?:including|among them|counting)\s+(?:\w+\s+){{0,2}}?{PERP}",
     re.I,
 )
+# "The blast killed two people, one of them the man who set it"
+_ONE_WAS_PERP = re.compile(
+    rf"[^.;!?]{{0,80}}?\bone of (?:them|whom|those)\s*,?\s+(?:was\s+|being\s+|is\s+)?"
+    rf"(?:the\s+|a\s+)?(?:\w+\s+)?{PERP}",
+    re.I,
+)
 _PERP_AMONG = re.compile(
     rf"\b(?:{PERP}\s+(?:\w+\s+){{0,2}}?(?:is|was)\s+(?:among|one of)\s+(?:the\s+)?"
     r"(?:dead|deceased|killed|fatalities|those killed|them)|one of (?:them|whom|the dead)"
@@ -144,7 +155,7 @@ _SUBSET_BEFORE = re.compile(r"\b(?:including|among them|such as)\s+$", re.I)
 _CASUALTY_WORD = re.compile(
     r"\b(?:kill|dead|died|death|murder|deceased|fatal|perish|slain|lost|passed|succumb|surviv"
     r"|injur|wound|hurt|hospital|shot|struck|hit|transported|taken|rushed|airlifted|flown"
-    r"|treated|suffered|sustained|stab|went to|graz|beat)",
+    r"|treated|suffered|sustained|stab|went to|graz|beat|attack)",
     re.I,
 )
 _ADDITIVE = re.compile(r"\b(?:also|another|others?|additional|more|too|as well|else)\b", re.I)
@@ -158,6 +169,9 @@ _COVERS_ANYONE = re.compile(
 )
 _ONE_MORE = re.compile(r"\s*an?\s", re.I)
 _OF_THE_HURT = re.compile(r"[\w-]+(?: [\w-]+)? of (?:the|those) (?:wounded|injured|hurt)\b", re.I)
+# "... was killed, along with a 17-year-old from Lancaster": more people after the verb.
+_ALONG_WITH = re.compile(r"\s*,?\s*(?:along with|together with|as was|as were)\s+" + GROUP, re.I)
+_OPEN_BRACKET = re.compile(r"\s*[(\[]\s*")
 _SURVIVED_AFTER = re.compile(r"[^.;]{0,80}?\band survived\b", re.I)
 
 _YEARS_BACK = re.compile(r"\b(?:(?:19|20)\d\d|years ago)\b")
@@ -184,6 +198,7 @@ class _Statement:
     own: bool = False  # its sentence speaks of "our", "we", "yesterday"...
     long_ago: bool = False
     row: bool = False  # a row of a form or table ("Hospitalized: 5"); rows of one kind add up
+    vague: bool = False  # "several others were hurt": people no one counted
     group: str = ""  # who: "two of his neighbors", "Officer Daniel Hoyt"
     said: str = ""  # the statement's words
 
@@ -221,9 +236,16 @@ def _statement(text: str, match: re.Match[str], kind: str) -> _Statement | None:
     else:
         value = 0
     if value is None:
+        if match.groupdict().get("group") and VAGUE_GROUP.match(match["group"]):
+            # "Several others were injured": a count no one gave, which leaves the field open
+            return _Statement(kind, 0, *match.span(), vague=True, said=match[0])
         return None
     named_shooter = PERP_WORD.search(match.groupdict().get("group") or "") is not None
-    included = match.groupdict().get("incl") or _PERP_INCLUDED_AFTER.match(text, match.end())
+    included = (
+        match.groupdict().get("incl")
+        or _PERP_INCLUDED_AFTER.match(text, match.end())
+        or _ONE_WAS_PERP.match(text, match.start(), match.end() + 60)
+    )
     if included and not named_shooter and value > 0:
         value -= 1  # "six people died, including the gunman"
     group = match.groupdict().get("group") or ""
@@ -263,8 +285,10 @@ def _statements(text: str) -> list[_Statement]:
 def _subject_holds(text: str, match: re.Match[str], end: int) -> bool:
     """Whether the count of a subject match is the people it happened to."""
     before = text[max(0, match.start() - 12) : match.start()]
-    if _REFERS_BACK.search(before) or _LABEL_AFTER.match(text, match.end()):
-        return False  # "the two students who...", or "3\nInjured: 5" in a form
+    if _REFERS_BACK.search(before):
+        return False  # "the two students who..."
+    if _LABEL_AFTER.match(text, match.end()) and "\n" in match[0]:
+        return False  # "3\nInjured: 5" in a form; not "Four people were wounded: three ..."
     if _SUBSET_BEFORE.search(before):
         return False  # "three were killed, including a teacher, and seven were wounded"
     lexeme = match["death"] or match["injury"] or match["shot"]
@@ -279,8 +303,14 @@ def _sentence_statements(text: str, start: int, end: int) -> list[_Statement]:
     pos = start
     while match := _SUBJECT.search(text, pos, end):
         if _subject_holds(text, match, end):
-            found.append(_statement(text, match, _kind(match)))
-            pos = match.end()
+            statement = _statement(text, match, _kind(match))
+            more = _ALONG_WITH.match(text, match.end(), end)
+            added = more and group_value(more["group"])
+            if statement and more and added:
+                statement.value += added
+                statement.end = more.end()
+            found.append(statement)
+            pos = max(match.end(), statement.end if statement else 0)
         else:
             pos = match.start() + 1  # a later, shorter group may still hold
     taken = [(s.start, s.end) for s in found if s]
@@ -305,6 +335,15 @@ def _sentence_statements(text: str, start: int, end: int) -> list[_Statement]:
         value = ORDINALS.index(match["ord"].lower()) + 2
         found.append(_Statement("killed", value, *match.span(), total=True))
     statements = [s for s in found if s]
+    # "Injured: 9 (two still hospitalized)": a count in brackets after one is a part of it
+    statements = [
+        s
+        for s in statements
+        if not any(
+            o.kind == s.kind and o.end <= s.start and _OPEN_BRACKET.fullmatch(text, o.end, s.start)
+            for o in statements
+        )
+    ]
     totals = [s for s in statements if s.total]
     # "a third victim died" is the running total, not one more death
     return [
@@ -337,8 +376,8 @@ def _choose(statements: list[_Statement], kind: str) -> list[_Statement]:
 
 
 def _total(chosen: list[_Statement]) -> int | None:
-    if not chosen:
-        return None
+    if not chosen or any(s.vague for s in chosen):
+        return None  # "Several others were injured, and one woman was hurt": not counted
     value = chosen[0].value
     for later in chosen[1:]:
         value = max(value, later.value) if later.total else value + later.value
@@ -351,7 +390,7 @@ def _agreement(statements: list[_Statement], kind: str, chosen: list[_Statement]
     rivals = [
         s
         for s in statements
-        if s.kind == kind and not s.other and s not in chosen and s.value != total
+        if s.kind == kind and not s.other and not s.vague and s not in chosen and s.value != total
     ]
     return 0.7 if rivals else 0.9
 
@@ -370,7 +409,8 @@ def casualties(text: str) -> Casualties:
         if chosen[kind]
     }
     confidence = [_agreement(statements, k, chosen[k]) for k in evidence]
-    if injured is None and chosen["shot"]:
+    uncounted = any(s.vague for s in chosen["injured"] + chosen["shot"][:1])
+    if injured is None and chosen["shot"] and not uncounted:
         # "Seven people were shot, two of them fatally": the rest were injured.
         shot = chosen["shot"][0]
         near = killed is not None and abs(chosen["killed"][0].sentence - shot.sentence) <= 1

@@ -16,7 +16,9 @@ _AT_LARGE = re.compile(
     r"(suspects?|shooters?|gunm[ae]n|attackers?) (fled|escaped|got away|outstanding)|on the run|"
     r"(searching|looking) for (the )?(suspects?|shooters?|gunm[ae]n)|(still|remains?) (loose|in "
     r"the area)|no (arrests? (has|have) been|one has been|arrests? (was|were)) (made|arrested|"
-    r"charged)|not (yet )?been (arrested|charged|identified))\b",
+    r"charged)|not (yet )?been (arrested|charged|identified)|"
+    r"(don['’]?t|do not|doesn['’]?t|does not) (yet )?have (him|her|them|a suspect|anyone|the (suspect|"
+    r"shooter|gunman|attacker))( (identified|in custody))?)\b",
     re.I,
 )
 # The suspect dead: by name ("the gunman died"), by a self-inflicted act whoever did it ("the
@@ -25,18 +27,22 @@ _AT_LARGE = re.compile(
 _DECEASED = re.compile(
     r"\b((suspect|shooter|gunman|attacker|perpetrator)\b[^.]{0,60}\b(was (shot and )?killed|"
     r"is dead|died|was neutralized)|"
-    r"took (his|her|their) own li(fe|ves)|(killed|shot) (himself|herself|themselves)|"
+    r"took (his|her|their) own li(fe|ves)|(killed|shot) (himself|hisself|herself|themselves)|"
     r"turned the (gun|rifle|weapon) on (himself|herself)|"
     r"(shot|killed) (and killed )?(him|her|the (suspect|shooter|gunman|attacker))|"
-    r"suicide|plus the shooter|(he|she) was (shot and )?killed)\b"
+    r"suicide|plus the (shooter|gunman|suspect|attacker)|(he|she) was (shot and )?killed|"
+    r"one of (them|the dead|those killed),? (was |being )?the (suspect|shooter|gunman|attacker|"
+    r"bomber|(man|woman|person) who))\b"
     r"|(?:^|(?<=[.!?;] ))(?-i:He|She) (is dead|died)\b",
     re.I,
 )
 _CUSTODY = re.compile(
-    r"\b(in (our |their |police |federal |state |county )?custody|into custody|arrested|"
+    # "SuspectArrested August 4": table cells glued together when HTML is flattened
+    r"(?:\b|(?-i:(?<=[a-z])(?=[A-Z])))(in (our |their |police |federal |state |county )?custody|"
+    r"into custody|arrested|"
     r"apprehended|detained|booked|surrendered|under arrest|charged with|has been charged|"
     r"subdued|tackled|restrained|pinned (him|her) down|"
-    r"held without bond|in (the )?([\w-]+ ){0,3}jail|behind bars|in prison|pleaded guilty|"
+    r"held without (bond|bail)|in (the )?([\w-]+ ){0,3}jail|behind bars|in prison|pleaded guilty|"
     r"convicted|sentenced)\b",
     re.I,
 )

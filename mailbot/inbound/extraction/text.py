@@ -27,6 +27,8 @@ _SIGN_OFF = re.compile(
 _SIG_DELIMITER = re.compile(r"^-- ?$")
 _PHONE_HINT = re.compile(r"(?:\(\d{3}\)|\b\d{3}[-. ]\d{3}[-. ]\d{4}\b|\+1)")
 _QUOTED = re.compile(r"^\s*>")
+_QUOTE_PREFIX = re.compile(r"^[ \t]*> ?")
+_FORWARD_WORD = re.compile(r"forward|transf", re.I)
 _ADDRESS = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _SENT_FROM = re.compile(r"^\s*sent from my \w+", re.I)
 
@@ -115,8 +117,25 @@ def _split_signature(text: str) -> tuple[str, str]:
     return "\n".join(lines), ""
 
 
+def _unquote_forwarded(text: str) -> str:
+    """The text with a forward quoted line by line ("> From: ...", as Apple Mail on an
+    iPhone sends it) taken out of its quotes: after a forward marker whose lines are mostly
+    quoted, one level of "> " goes, so the forwarded request reads like any other."""
+    match = _FORWARD_MARKERS.search(text)
+    if not match or not _FORWARD_WORD.search(match.group()):  # a reply's history stays quoted
+        return text
+    after = text[match.end() :].splitlines()
+    filled = [line for line in after if line.strip()]
+    quoted = [line for line in filled if _QUOTED.match(line)]
+    if not quoted or len(quoted) < 0.8 * len(filled):
+        return text
+    lines = [_QUOTE_PREFIX.sub("", line, count=1) for line in after]
+    return text[: match.end()] + "\n".join(lines)
+
+
 def prepare(text: str) -> RequestText:
     """Split a request into body and signature, unwrapping a forward when there is one."""
+    text = _unquote_forwarded(text)
     unquoted = "\n".join(line for line in text.splitlines() if not _QUOTED.match(line))
     forward = _split_forward(unquoted)
     if forward is None:

@@ -1,0 +1,321 @@
+"""Reading requests ahead of the pipeline: parse + filters + extraction, in batches and in
+worker processes.
+
+spaCy is most of the cost of a request, and it does not need the database. The daemon hands
+the pending ledger rows to ``Reader.read`` in chunks of ``[extraction] batch_size``; a worker
+process (``[extraction] workers``) parses each chunk, drops what the filters would drop, and
+runs ``nlp.pipe`` plus the rules over the rest, while the daemon's own process opens the cases
+of the chunk before. With ``workers = 0`` the same code runs in the daemon's process (still one
+``nlp.pipe`` per chunk).
+
+The result is only an input to the pipeline, never a decision: the pipeline parses and filters
+the row again inside its transaction, and uses a ``Read`` only when the row turns out to be a
+new request. A row without a ``Read`` is extracted in process, as before.
+
+A worker is a separate process so that one message cannot take the daemon with it: a chunk that
+runs over ``timeout_seconds`` or kills its worker (a crash, or the ``max_memory_mb``
+address-space cap) is tried again one request at a time in a fresh worker, and a request that
+fails alone gets ``Read.error``: the pipeline quarantines it with that reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+import multiprocessing
+import os
+import signal
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from typing import Any
+
+from mailbot.config import Config
+from mailbot.errors import Discard
+from mailbot.inbound import filters
+from mailbot.inbound.extraction import Extraction
+
+log = logging.getLogger(__name__)
+
+WORK = "mailbot.inbound.reader:_Work"
+READY_TIMEOUT = 300.0  # loading the model in a fresh worker (a few seconds when idle)
+
+Item = tuple[int, bytes]  # (ledger id, raw message)
+LoadRaw = Callable[[Sequence[int]], list[Item]]
+
+
+@dataclass(frozen=True)
+class Read:
+    """What a worker made of one ledger row: the extraction, or why there is none."""
+
+    extraction: Extraction | None = None
+    error: str | None = None
+
+
+# --- the work itself (in a worker process, or in the daemon's with workers = 0) ---------------
+
+
+class _Work:
+    def __init__(self, rules_dir: Path, own_address: str) -> None:
+        from mailbot.inbound import extraction
+
+        extraction.preload(rules_dir)
+        self.rules_dir = rules_dir
+        self.filters = filters.FilterContext(
+            own_addresses=frozenset({own_address.lower()}),
+            rules=filters.FilterRules.load(rules_dir),
+        )
+
+    def __call__(self, items: Sequence[Item]) -> dict[int, Read]:
+        from mailbot.inbound.extraction import extract, extract_many
+        from mailbot.inbound.parse import parse
+
+        out: dict[int, Read] = {}
+        todo = []
+        for ledger_id, raw in items:
+            try:
+                msg = parse(raw)
+                filters.classify(msg, self.filters)
+            except Discard:
+                continue  # the pipeline records why; nothing to extract
+            except Exception as exc:  # the pipeline parses again and says what is wrong
+                log.debug("ledger=%d not read ahead: %s", ledger_id, type(exc).__name__)
+                continue
+            todo.append((ledger_id, msg))
+        if not todo:
+            return out
+        try:
+            done = extract_many([m for _, m in todo], self.rules_dir, batch_size=len(todo))
+        except Exception:  # find the one that fails: each alone
+            for ledger_id, msg in todo:
+                try:
+                    out[ledger_id] = Read(extract(msg, self.rules_dir))
+                except Exception as exc:
+                    reason = " ".join(str(exc).split())[:200]
+                    out[ledger_id] = Read(error=f"extraction: {type(exc).__name__}: {reason}")
+            return out
+        for (ledger_id, _), fields in zip(todo, done, strict=True):
+            out[ledger_id] = Read(fields)
+        return out
+
+
+def _serve(
+    conn: Connection, rules_dir: str, own_address: str, max_memory_mb: int, work: str
+) -> None:
+    """A worker's main loop: ("ready", pid), then one answer (seq, {id: Read}) per job.
+    ``work`` names the class that does the work ("module:Class"; tests put in their own)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the daemon decides when workers stop
+    if max_memory_mb:
+        import resource
+
+        cap = max_memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    module, _, name = work.partition(":")
+    worker = getattr(importlib.import_module(module), name)(Path(rules_dir), own_address)
+    try:
+        conn.send(("ready", os.getpid()))
+        while True:
+            job = conn.recv()
+            if job is None:
+                return
+            seq, items = job
+            try:
+                answer: Any = worker(items)
+            except MemoryError:
+                answer = "out of memory"
+            conn.send((seq, answer))
+    except (EOFError, OSError):  # the daemon is gone (or stopped us): so are we
+        return
+
+
+# --- the daemon's side -------------------------------------------------------------------------
+
+
+class _Failed(Exception):
+    def __init__(self, reason: str, starting: bool = False) -> None:
+        super().__init__(reason)
+        self.starting = starting  # the worker could not start: not the messages' fault
+
+
+class _Worker:
+    """One worker process and its pipe; started on first use, replaced when it fails."""
+
+    def __init__(self, cfg: Config, number: int, work: str) -> None:
+        self.cfg = cfg
+        self.number = number
+        self.work = work
+        self.proc: BaseProcess | None = None
+        self.conn: Connection | None = None
+        self.ready = False
+
+    def start(self) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        parent, child = ctx.Pipe()
+        ext = self.cfg.extraction
+        self.proc = ctx.Process(
+            target=_serve,
+            args=(
+                child,
+                str(self.cfg.rules_dir),
+                self.cfg.mailbot.address,
+                ext.max_memory_mb,
+                self.work,
+            ),
+            name=f"mailbot-reader-{self.number}",
+            daemon=True,
+        )
+        self.proc.start()
+        child.close()
+        self.conn, self.ready = parent, False
+
+    def send(self, seq: int, items: Sequence[Item]) -> None:
+        if self.proc is None or not self.proc.is_alive():
+            self.stop()
+            self.start()
+        assert self.conn is not None
+        try:
+            self.conn.send((seq, list(items)))
+        except OSError as exc:
+            raise _Failed(f"reader worker gone ({exc})") from None
+
+    def answer(self, seq: int, timeout: float) -> dict[int, Read]:
+        """The answer to job ``seq`` (older answers, of an abandoned read, are dropped)."""
+        assert self.conn is not None
+        if not self.ready:
+            self._receive(READY_TIMEOUT, "starting")
+            self.ready = True
+        deadline = time.monotonic() + timeout
+        while True:
+            got, answer = self._receive(deadline - time.monotonic(), "reading")
+            if got == seq:
+                if isinstance(answer, str):
+                    raise _Failed(answer)
+                return answer  # type: ignore[no-any-return]
+
+    def _receive(self, timeout: float, doing: str) -> tuple[Any, Any]:
+        assert self.conn is not None and self.proc is not None
+        try:
+            if self.conn.poll(max(0.0, timeout)):
+                return self.conn.recv()  # type: ignore[no-any-return]
+        except (EOFError, OSError):
+            self.proc.join(1.0)
+            code = self.proc.exitcode
+            raise _Failed(
+                f"reader worker died while {doing} (exit code {code})", doing == "starting"
+            ) from None
+        raise _Failed(f"reader worker took over {timeout:.0f} s while {doing}", doing == "starting")
+
+    def stop(self, kill: bool = False) -> None:
+        if self.proc is not None:
+            if kill or not self.ready:
+                self.proc.kill()
+            elif self.conn is not None:
+                with contextlib.suppress(OSError):
+                    self.conn.send(None)
+            self.proc.join(5.0)
+            if self.proc.is_alive():
+                self.proc.kill()
+                self.proc.join(5.0)
+        if self.conn is not None:
+            self.conn.close()
+        self.proc, self.conn, self.ready = None, None, False
+
+
+class Reader:
+    """Reads pending ledger rows ahead of the pipeline; see the module docstring."""
+
+    def __init__(self, cfg: Config, load_raw: LoadRaw, work: str = WORK) -> None:
+        self.cfg = cfg
+        self.load_raw = load_raw
+        self.workers = [_Worker(cfg, n, work) for n in range(cfg.extraction.workers)]
+        self.inline: _Work | None = None
+        self.seq = 0
+
+    def start(self) -> None:
+        """Start the workers now, so they load the model while the daemon connects."""
+        for worker in self.workers:
+            if worker.proc is None:
+                worker.start()
+
+    def close(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+
+    def read(self, ids: Sequence[int]) -> Iterator[tuple[int, Read | None]]:
+        """Each id with its ``Read`` (None: not read ahead), in order. While the caller handles
+        one chunk, the workers read the next ones."""
+        size = self.cfg.extraction.batch_size
+        chunks = deque(list(ids[i : i + size]) for i in range(0, len(ids), size))
+        if not self.workers:
+            for chunk in chunks:
+                reads = self._inline(chunk)
+                for ledger_id in chunk:
+                    yield ledger_id, reads.get(ledger_id)
+            return
+        free = deque(self.workers)
+        inflight: deque[tuple[list[int], list[Item], _Worker, int]] = deque()
+
+        def dispatch() -> None:
+            while chunks and free:
+                chunk = chunks.popleft()
+                items = self.load_raw(chunk)
+                worker = free.popleft()
+                self.seq += 1
+                try:
+                    worker.send(self.seq, items)
+                except _Failed:
+                    worker.stop(kill=True)
+                    worker.send(self.seq, items)
+                inflight.append((chunk, items, worker, self.seq))
+
+        dispatch()
+        while inflight:
+            chunk, items, worker, seq = inflight.popleft()
+            reads = self._collect(worker, seq, items)
+            free.append(worker)
+            dispatch()
+            for ledger_id in chunk:
+                yield ledger_id, reads.get(ledger_id)
+
+    def _inline(self, chunk: list[int]) -> dict[int, Read]:
+        return self._inline_items(self.load_raw(chunk))
+
+    def _inline_items(self, items: list[Item]) -> dict[int, Read]:
+        if self.inline is None:
+            self.inline = _Work(self.cfg.rules_dir, self.cfg.mailbot.address)
+        return self.inline(items)
+
+    def _collect(self, worker: _Worker, seq: int, items: list[Item]) -> dict[int, Read]:
+        timeout = self.cfg.extraction.timeout_seconds
+        try:
+            return worker.answer(seq, timeout)
+        except _Failed as exc:
+            worker.stop(kill=True)
+            if exc.starting:
+                log.error("extraction worker cannot start (%s); reading in process", exc)
+                return self._inline_items(items)
+            log.warning(
+                "extraction of ledger rows %s failed (%s); trying them one at a time",
+                ",".join(str(i) for i, _ in items),
+                exc,
+            )
+        reads: dict[int, Read] = {}
+        for item in items:
+            self.seq += 1
+            try:
+                worker.send(self.seq, [item])
+                reads.update(worker.answer(self.seq, timeout))
+            except _Failed as exc:
+                worker.stop(kill=True)
+                if exc.starting:
+                    reads.update(self._inline_items([item]))
+                    continue
+                reads[item[0]] = Read(error=f"extraction: {exc}")
+                log.error("ledger=%d extraction failed alone: %s", item[0], exc)
+        return reads

@@ -1,0 +1,145 @@
+"""Reading requests ahead in worker processes (mailbot.inbound.reader): the same fields as in
+process, and one bad request (hangs, kills its worker, eats memory) is quarantined alone while
+the rest of its batch goes on. Real spawned workers with the real model; no mocks."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from mailbot import db
+from mailbot.config import Config
+from mailbot.inbound import ledger
+from mailbot.inbound.extraction import extract
+from mailbot.inbound.ledger import RawMail
+from mailbot.inbound.parse import parse
+from mailbot.inbound.pipeline import Pipeline
+from mailbot.inbound.reader import Reader
+from mailbot.models import Case, InboundMessage
+from tests.conftest import request_message
+
+BODIES = [
+    "Two of my officers were shot last night at a bar on Main Street in Harlan, Ky. "
+    "We need help with officer wellness.\n\nChief Dana Whitfield\nHarlan Police Department",
+    "A stabbing at the county fair on Saturday killed three people. Can someone talk to "
+    "our command staff about the investigation and the media?\n\nSheriff Ray Cobb\n"
+    "Gallatin County Sheriff's Office\nBozeman, MT",
+    "We are planning a tabletop exercise for reunification at our schools and would like a "
+    "peer advisor.\n\nLt. Ana Ruiz\nRound Rock ISD Police Department\nRound Rock, TX",
+]
+
+
+def _database(cfg: Config) -> sessionmaker[Session]:
+    engine = db.make_engine(cfg.database_url)
+    db.upgrade(engine)
+    return db.session_factory(engine)
+
+
+def _store(factory: sessionmaker[Session], raws: list[bytes]) -> list[int]:
+    return ledger.store_batch(
+        factory, [RawMail("test", raw, source_name=f"m{i}") for i, raw in enumerate(raws)]
+    )
+
+
+def _reader(cfg: Config, factory: sessionmaker[Session], **kw: str) -> Reader:
+    return Reader(
+        cfg, lambda ids: ledger.raw_items(factory, ids, cfg.limits.max_message_bytes), **kw
+    )
+
+
+def _bounce() -> bytes:
+    return (
+        b"From: MAILER-DAEMON@mail.harlanpd.test\r\nTo: mvai@mvai.test\r\n"
+        b"Subject: Undelivered Mail Returned to Sender\r\nMessage-ID: <b1@mail.harlanpd.test>\r\n"
+        b"Auto-Submitted: auto-replied\r\nContent-Type: text/plain\r\n\r\n"
+        b"This is the mail system at host mail.harlanpd.test.\r\n"
+    )
+
+
+@pytest.mark.parametrize("workers", [1, 0])
+def test_fields_read_ahead_are_the_ones_read_in_process(
+    make_cfg: Callable[..., Config], workers: int
+) -> None:
+    cfg = make_cfg(f"[extraction]\nworkers = {workers}\nbatch_size = 2\n")
+    factory = _database(cfg)
+    raws = [request_message(body=b, message_id=f"<r{i}@x.test>") for i, b in enumerate(BODIES)] + [
+        _bounce()
+    ]
+    ids = _store(factory, raws)
+    reader = _reader(cfg, factory)
+    reader.start()
+    try:
+        reads = dict(reader.read(ids))
+    finally:
+        reader.close()
+    assert list(reads) == ids  # every id, in order
+    for ledger_id, raw in zip(ids[:3], raws[:3], strict=True):
+        read = reads[ledger_id]
+        assert read is not None and read.error is None and read.extraction is not None
+        assert read.extraction.to_json() == extract(parse(raw), cfg.rules_dir).to_json()
+    assert reads[ids[3]] is None  # the bounce is not read: the filters drop it
+    assert {reads[i].extraction.agency for i in ids[:3]} == {  # type: ignore[union-attr]
+        "Harlan Police Department",
+        "Gallatin County Sheriff's Office",
+        "Round Rock ISD Police Department",
+    }
+
+
+def test_one_bad_request_is_quarantined_alone(
+    make_cfg: Callable[..., Config], caplog: pytest.LogCaptureFixture
+) -> None:
+    cfg = make_cfg("[extraction]\nworkers = 1\nbatch_size = 16\ntimeout_seconds = 3\n")
+    factory = _database(cfg)
+    good = [request_message(body=b, message_id=f"<g{i}@x.test>") for i, b in enumerate(BODIES)]
+    bad = {
+        subject: request_message(subject=subject, message_id=f"<{subject}@x.test>")
+        for subject in ("HANG", "CRASH", "HOG")
+    }
+    raws = [good[0], bad["HANG"], good[1], bad["CRASH"], good[2], bad["HOG"]]
+    ids = _store(factory, raws)
+    reader = _reader(cfg, factory, work="tests.unit.reader_work:MisbehavingWork")
+    pipeline = Pipeline(cfg, factory)
+    caplog.set_level(logging.WARNING)
+    try:
+        outcomes = {i: pipeline.process(i, read) for i, read in reader.read(ids)}
+    finally:
+        reader.close()
+    by_id = dict(zip(ids, ["ok", "HANG", "ok", "CRASH", "ok", "HOG"], strict=True))
+    for ledger_id, what in by_id.items():
+        outcome = outcomes[ledger_id]
+        if what == "ok":
+            assert (outcome.status, outcome.kind) == ("processed", "request"), outcome
+        else:
+            assert outcome.status == "quarantined", (what, outcome)
+    assert "took over 3 s" in (outcomes[ids[1]].reason or "")
+    assert "died while reading (exit code 70)" in (outcomes[ids[3]].reason or "")
+    assert "out of memory" in (outcomes[ids[5]].reason or "")  # the address-space cap held
+    assert "trying them one at a time" in caplog.text
+    with factory() as session:
+        assert len(session.scalars(select(Case)).all()) == 3
+        reasons = session.scalars(
+            select(InboundMessage.reason).where(InboundMessage.status == "quarantined")
+        ).all()
+        assert all(r and r.startswith("extraction: ") for r in reasons), reasons
+
+
+def test_a_worker_that_cannot_start_leaves_reading_to_the_daemon(
+    make_cfg: Callable[..., Config], caplog: pytest.LogCaptureFixture
+) -> None:
+    cfg = make_cfg("[extraction]\nworkers = 1\n")
+    factory = _database(cfg)
+    ids = _store(factory, [request_message(body=BODIES[0])])
+    reader = _reader(cfg, factory, work="tests.unit.reader_work:BrokenWork")
+    caplog.set_level(logging.ERROR)
+    try:
+        [(ledger_id, read)] = list(reader.read(ids))
+    finally:
+        reader.close()
+    assert ledger_id == ids[0]
+    assert read is not None and read.extraction is not None
+    assert read.extraction.agency == "Harlan Police Department"
+    assert "extraction worker cannot start" in caplog.text
