@@ -77,7 +77,7 @@ class TokenSource:
         self.clock = clock
         self._lock = threading.Lock()
         self._token: AccessToken | None = None
-        self._hidden: set[str] = set()  # secrets and tokens: never in an error text
+        self._hidden: set[str] = set()  # the secrets read: never in an error text (nor tokens)
         self._rotated: dict[str, str] = {}  # configured refresh token -> the one it became
         self._msal_app: Any = None
         self._msal_secret = ""
@@ -117,7 +117,6 @@ class TokenSource:
             value, lifetime = self._microsoft()
         else:
             value, lifetime = self._refresh_grant()
-        self._hidden.add(value)
         margin = min(float(self.opts.refresh_margin_seconds), lifetime / 2)
         token = AccessToken(value, started + lifetime, started, margin)
         log.info("oauth2: new %s access token, valid for %d s", self.provider, lifetime)
@@ -219,7 +218,6 @@ class TokenSource:
         if status == 200 and isinstance(data.get("access_token"), str):
             new_refresh = data.get("refresh_token")
             if isinstance(new_refresh, str) and new_refresh:  # a provider that rotates them
-                self._hidden.add(new_refresh)
                 self._rotated[configured] = new_refresh
             return data["access_token"], _lifetime(data)
         raise self._refused(data.get("error") or f"HTTP {status}", data.get("error_description"))
@@ -238,7 +236,10 @@ class TokenSource:
         return self._failed(f"cannot reach {_host(url)}: {_reason(exc)}")
 
     def _clean(self, text: str) -> str:
-        for value in sorted(self._hidden, key=len, reverse=True):
+        hidden = self._hidden | set(self._rotated.values())
+        if self._token is not None:
+            hidden.add(self._token.value)
+        for value in sorted(hidden, key=len, reverse=True):
             text = text.replace(value, "***")
         text = " ".join(text.split())
         return text if len(text) <= _MAX_ERROR else text[: _MAX_ERROR - 3] + "..."

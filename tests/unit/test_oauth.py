@@ -228,6 +228,16 @@ def test_refusals_are_one_line_with_the_providers_error(
         assert value not in str(caught.value)
 
 
+def test_an_error_text_that_repeats_a_secret_is_cut_and_masked(tmp_path, server):
+    echo = f"client_secret {server.client_secret} rejected\r\nTrace ID: 0f1e\r\nTimestamp: now"
+    server.fail_next.append((400, {"error": "invalid_request", "error_description": echo}))
+    with pytest.raises(TokenError) as caught:
+        oauth.TokenSource(oauth2_config(tmp_path, server, "google")).get()
+    assert str(caught.value) == (
+        "[oauth2] google: token request refused: invalid_request: client_secret *** rejected"
+    )
+
+
 def test_a_missing_secret_names_the_option(tmp_path, server, monkeypatch):
     monkeypatch.delenv(SECRET_ENV)
     with pytest.raises(TokenError) as caught:
