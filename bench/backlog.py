@@ -243,6 +243,7 @@ def main() -> None:
             seen = 0
             acks = alerts = 0
             rss_half: dict[str, int] = {}
+            rss_2k: dict[str, int] = {}
             rss_full: dict[str, int] = {}
             rss_peak_sampled = 0
             half_at = full_at = 0.0
@@ -261,6 +262,8 @@ def main() -> None:
                 now = time.monotonic()
                 rss = tree_rss_kb(pid)
                 rss_peak_sampled = max(rss_peak_sampled, rss.get("VmRSS", 0))
+                if not rss_2k and n > 2000 and acks >= 2000:
+                    rss_2k = rss
                 if not rss_half and acks >= n // 2:
                     rss_half, half_at = rss, now
                 if acks >= n:
@@ -331,6 +334,19 @@ def main() -> None:
             f"{rss_full.get('VmRSS', 0) / 1024:.0f} MB (growth "
             f"{(rss_full.get('VmRSS', 0) - rss_half.get('VmRSS', 0)) / 1024:+.0f} MB)",
         ],
+        *(
+            [
+                [
+                    f"RSS after 2000 / {n} acks",
+                    f"{rss_2k.get('VmRSS', 0) / 1024:.0f} MB / "
+                    f"{rss_full.get('VmRSS', 0) / 1024:.0f} MB (growth "
+                    f"{100 * (rss_full.get('VmRSS', 0) / max(1, rss_2k.get('VmRSS', 0)) - 1):+.1f}"
+                    "%, target < 10%)",
+                ]
+            ]
+            if rss_2k
+            else []
+        ),
         ["cases in database", str(counts.get("cases"))],
         [
             "load avg (1/5/15 min): before | at first poll | at last ack | after ceiling",
