@@ -127,7 +127,7 @@ _LOWER_STOP = frozenset(
 # "lt pelletier waterville pd": a rank, then a surname, then the agency's place
 _RANK_WORDS = frozenset(
     "lt sgt capt cpl det ofc officer deputy detective sergeant lieutenant captain cmdr "
-    "commander".split()
+    "commander chief sheriff undersheriff".split()
 )
 _LOWER_STOP |= _RANK_WORDS
 
@@ -139,7 +139,10 @@ def lowercase_agency(rules: AgencyRules, text: str) -> str | None:
     """An agency in text written all in lower case ("chief of the ellsworth police dept")."""
     for match in _LOWER_AGENCY.finditer(text):
         words = match.group(1).split()
-        after_rank = False
+        # "lt gary ward springfield pd": the rank may stand before the words matched
+        after_rank = bool(
+            _RANK_WORDS & set(text[max(0, match.start() - 20) : match.start()].split()[-2:])
+        )
         while words and words[0] in _LOWER_STOP:
             after_rank = words.pop(0) in _RANK_WORDS
         # "pettway with greenwood pd": the name starts after the last word that is no name's

@@ -55,7 +55,7 @@ def services(rules: ClassifyRules, text: str) -> list[str]:
     text = _TYPED_PLURAL.sub(r"\1ies", text)
     for sentence, asking in asked_sentences(rules, text):
         factor = 1.0 if asking else rules.elsewhere_factor
-        for key, value in scores(rules.services, sentence).items():
+        for key, value in scores(rules.services, sentence, rules.services_any).items():
             totals[key] = totals.get(key, 0.0) + factor * value
     return sorted(k for k, v in totals.items() if v >= rules.services_min)
 

@@ -37,6 +37,8 @@ class IncidentRules:
     not_the_attack: tuple[re.Pattern[str], ...]
     venues: Weighted
     # One search each instead of one per phrase (extraction runs on every request).
+    weapons_any: dict[str, re.Pattern[str]]  # per type, any positive phrase (see `scores`)
+    venues_any: dict[str, re.Pattern[str]]
     incident_any: re.Pattern[str]  # any of the file's `incident` statements
     describes_any: re.Pattern[str]  # any of `incident`, `shooting.phrases`, `shooting.weapons`
 
@@ -48,6 +50,9 @@ class ClassifyRules:
     services_min: float
     elsewhere_factor: float
     ask_any: re.Pattern[str]  # any of the file's `ask_cues`
+    # Per area, any of its phrases with a positive weight: an area none of them matches in a
+    # sentence scores nothing there, so one search skips all its phrases.
+    services_any: dict[str, re.Pattern[str]]
 
 
 def _weighted(
@@ -72,6 +77,15 @@ def any_of(patterns: Iterable[re.Pattern[str]]) -> re.Pattern[str]:
     return re.compile("|".join(f"(?:{p.pattern})" for p in patterns), re.I)
 
 
+def gates(table: Weighted) -> dict[str, re.Pattern[str]]:
+    """Per key, one pattern for any of its phrases with a positive weight (see ``scores``)."""
+    return {
+        key: any_of(p for p, w in phrases if w > 0)
+        for key, phrases in table.items()
+        if any(w > 0 for _, w in phrases)
+    }
+
+
 def _phrases(path: Path, data: dict[str, object], key: str) -> tuple[re.Pattern[str], ...]:
     phrases = require(path, data, key, list)
     return tuple(compile_patterns(path, key, [rf"\b(?:{p})\b" for p in phrases]))
@@ -83,36 +97,48 @@ def load_rules(rules_dir: Path) -> ClassifyRules:
     types = load_toml(types_path)
     services_path = rules_dir / "services.toml"
     services = load_toml(services_path)
+    weapons = _weighted(types_path, types, "weapons", INCIDENT_TYPES)
+    venues = _weighted(types_path, types, "venues", INCIDENT_TYPES)
     stated = _phrases(types_path, types, "incident")
     shooting = _phrases(types_path, types, "shooting.phrases")
     guns = _phrases(types_path, types, "shooting.weapons")
     incident = IncidentRules(
         planning=_phrases(types_path, types, "planning"),
         no_incident=_phrases(types_path, types, "no_incident"),
-        weapons=_weighted(types_path, types, "weapons", INCIDENT_TYPES),
+        weapons=weapons,
         weapon_min=float(require(types_path, types, "weapon_min", int)),
         shooting=shooting,
         guns=guns,
         not_fired=_phrases(types_path, types, "shooting.not_fired"),
         not_the_attack=_phrases(types_path, types, "shooting.not_the_attack"),
-        venues=_weighted(types_path, types, "venues", INCIDENT_TYPES),
+        venues=venues,
+        weapons_any=gates(weapons),
+        venues_any=gates(venues),
         incident_any=any_of(stated),
         describes_any=any_of((*stated, *shooting, *guns)),
     )
+    service_weights = _weighted(services_path, services, "weights", SERVICES)
     return ClassifyRules(
         incident,
-        _weighted(services_path, services, "weights", SERVICES),
+        service_weights,
         float(require(services_path, services, "min_score", float)),
         float(require(services_path, services, "elsewhere_factor", float)),
         any_of(_phrases(services_path, services, "ask_cues")),
+        gates(service_weights),
     )
 
 
-def scores(table: Weighted, text: str) -> dict[str, float]:
+def scores(
+    table: Weighted, text: str, gates: dict[str, re.Pattern[str]] | None = None
+) -> dict[str, float]:
+    """Per key, the weights of its phrases times their matches (at most 3), if above 0.
+
+    ``gates`` (any positive phrase of a key) skip a key whose phrases cannot score."""
     return {
         key: total
         for key, phrases in table.items()
-        if (total := sum(w * min(3, len(p.findall(text))) for p, w in phrases)) > 0
+        if (gates is None or (key in gates and gates[key].search(text)))
+        and (total := sum(w * min(3, len(p.findall(text))) for p, w in phrases)) > 0
     }
 
 
@@ -166,15 +192,15 @@ def incident_type(rules: ClassifyRules, text: str) -> tuple[str | None, float]:
     if not has_incident(rules, text):
         return None, 0.0
     focus = " ".join(incident_sentences(inc, text)) or text
-    weapons = scores(inc.weapons, focus)
+    weapons = scores(inc.weapons, focus, inc.weapons_any)
     if weapons:
         best, score = max(weapons.items(), key=lambda kv: kv[1])
         if score >= inc.weapon_min:
             return best, 0.9
     if not _is_shooting(inc, focus):
         return "other", 0.6
-    near = scores(inc.venues, focus)
-    far = scores(inc.venues, text)
+    near = scores(inc.venues, focus, inc.venues_any)
+    far = scores(inc.venues, text, inc.venues_any)
     venues = {k: near.get(k, 0.0) + 0.25 * (far.get(k, 0.0) - near.get(k, 0.0)) for k in far}
     if not venues:
         return "other_shooting", 0.7

@@ -197,8 +197,10 @@ def group_value(group: str, closed: bool = False) -> int | None:
     comma ("One of them, a 19 year old, died", "Two of them, a nurse and a clerk, died")."""
     members = SPLIT_MEMBERS.split(group.strip())
     separators = SPLIT_MEMBERS.findall(group.strip())
-    if len(members) > 1 and separators[0].strip().startswith(",") and _PARTITIVE_WORD.search(
-        members[0]
+    if (
+        len(members) > 1
+        and separators[0].strip().startswith(",")
+        and _PARTITIVE_WORD.search(members[0])
     ):
         if closed:  # "Two of them, a nurse and the front desk manager, were killed"
             members, separators = members[:1], []

@@ -3,8 +3,9 @@
 In: the text of one part, the gazetteer, and the requesting agency's name. Out: ``Mention``s
 of cities, counties and states, each with its form ("city-state", "county", "agency name",
 "venue"...), a score for where and how it stands (near incident words, after "here in", in a
-comparison), and its state when the text writes one. ``places`` settles the mentions into one
-place. Text written all in lower case is read title-cased. Pure; never raises.
+comparison, as the seat of an agency, where the suspect was caught), and its state when the
+text writes one. ``places`` settles the mentions into one place. Text written all in lower
+case is read title-cased. Pure; never raises.
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ _TOWN_BEFORE_NOUN = re.compile(
     rf"\b(?:[Aa]t|[Nn]ear|[Ii]n|[Oo]utside) an? ({_CAP}(?:[ \t]+{_CAP}){{0,2}})(?=[ \t]+[a-z])"
 )
 _AGENCY = re.compile(
-    rf"((?:{_WORD}[ \t]+){{1,5}})(?:Police|POLICE|PD\b|Pd\b|Sheriff|Marshal|Department of Public Safety)"
+    rf"((?:{_WORD}[ \t]+){{1,5}})"
+    r"(?:Police|POLICE|PD\b|Pd\b|Sheriff|Marshal|Department of Public Safety)"
 )
 _COUNTY_WORDS = {"county", "parish", "borough"}
 _AGENCY_NOISE = {"the", "our", "dear", "chief", "city", "town", "village", "township", "of", "and"}
@@ -79,9 +81,7 @@ _COMMA_BEFORE = re.compile(r"[,(][ \t]*$")  # "Lake County SO (Fla.)" too
 # "raleigh county so in wv": a code after "in" is a state, unless the code is also a word
 # ("in OR near", "in ME") or an abbreviation of something else ("in PR").
 _IN_BEFORE = re.compile(r"\b(?:[Ii]n|IN)[ \t]+$")
-_WORD_CODES = frozenset(
-    "AL AS CO DE GA HI ID IN LA MA ME MO MP NE OH OK OR PA PR WA".split()
-)
+_WORD_CODES = frozenset("AL AS CO DE GA HI ID IN LA MA ME MO MP NE OH OK OR PA PR WA".split())
 _TITLED_CODE = re.compile(r"(?<=[ \t])[A-Z][a-z]\b")
 _ZIP_AFTER = re.compile(r"[ \t]+\d{5}\b")
 _CAP_AFTER = re.compile(rf"[ \t]+({_CAP}(?:[ \t]+{_CAP})?)")
@@ -93,9 +93,11 @@ _INCIDENT = re.compile(
 )
 _HOME = re.compile(r"\b(?:here in|our (?:city|town|community|county|village) of)[ \t]*$", re.I)
 _LIKE = re.compile(
-    r"\b(?:like|similar to|such as|unlike|compared (?:to|with)|reminiscent of|"
+    r"\b(?:(?:like|similar to|such as|unlike|compared (?:to|with)|reminiscent of|"
     r"as (?:in|at|with|did)|lessons (?:learned )?from|learned from|remember(?:ing)?|"
-    r"recall(?:ing)?|studied|saw|watched)\W+(?:[\w'’]+\W+){0,4}$",
+    r"recall(?:ing)?|studied|saw|watched)\W+(?:[\w'’]+\W+){0,4}"
+    # "compared it to the Club Q shooting in Colorado Springs"
+    r"|compared (?:it|this|us|that|them) (?:to|with)\W+(?:[\w'’]+\W+){0,6})$",
     re.I,
 )
 _AFTER = re.compile(
@@ -111,7 +113,7 @@ _AGENCY_SEAT = re.compile(
 # "we arrested him that night at his mom's in Oakland", "he fled to Reno": where the suspect
 # went or was caught, not where it happened.
 _SUSPECT_WENT = re.compile(
-    r"\b(?:arrested|caught|apprehended|captured|located|tracked|fled|fleeing|escaped|"
+    r"\b(arrested|caught|apprehended|captured|located|tracked|fled|fleeing|escaped|"
     r"surrendered|custody|hiding|hid out|picked (?:him|her) up)\b[^.;!?]{0,50}$",
     re.I,
 )
@@ -177,9 +179,9 @@ class Scanner:
         code = match.group().upper()
         if code in STATES and self._city(self._words_before(match.start()), code):
             return code
-        if code in STATES and code not in _WORD_CODES:  # "in wv"
-            if _IN_BEFORE.search(self.text, max(0, match.start() - 4), match.start()):
-                return code
+        after_in = _IN_BEFORE.search(self.text, max(0, match.start() - 4), match.start())
+        if code in STATES and code not in _WORD_CODES and after_in:  # "in wv"
+            return code
         return match.group()
 
     def mentions(self) -> Iterator[Mention]:
@@ -205,10 +207,11 @@ class Scanner:
         before = self.text[max(0, start - _LOOK) : start]
         comparison = bool(_LIKE.search(before) or _AFTER.search(before))
         score = BASE[form] + WHERE[self.where]
+        went = _SUSPECT_WENT.search(before)
         if comparison:
             score -= 3.0
-        elif _SUSPECT_WENT.search(before):
-            score -= 2.0
+        elif went and not _INCIDENT.search(before, went.end(1)):
+            score -= 2.0  # not "arrested after the shooting in Harlan"
         elif _AGENCY_SEAT.search(before):
             score -= 1.0  # counts as the agency's name does, whatever words stand near it
         elif form not in ("venue", "agency name") and self._near_incident(start, end):

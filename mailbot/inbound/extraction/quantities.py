@@ -97,9 +97,7 @@ _OBJECT = re.compile(
     r" of|(?:the )?deaths? of|lost)|(?P<injury>wounded|wounding|injured|injuring|hurt|hurting"
     r"|beat|beating|assaulted|assaulting|pistol-whipped|pistol-whipping)"
     r"|(?P<shot>shot|shooting|stabbed|stabbing|struck|striking|hit|hitting|ran over|attacked"
-    r"|attacking))\s+"
-    + GROUP
-    + _INCLUDING,
+    r"|attacking))\s+" + GROUP + _INCLUDING,
     re.I,
 )
 # "Fatalities: 3" in a form-like list.

@@ -17,8 +17,8 @@ _AT_LARGE = re.compile(
     r"(searching|looking) for (the )?(suspects?|shooters?|gunm[ae]n)|(still|remains?) (loose|in "
     r"the area)|no (arrests? (has|have) been|one has been|arrests? (was|were)) (made|arrested|"
     r"charged)|not (yet )?been (arrested|charged|identified)|"
-    r"(don['’]?t|do not|doesn['’]?t|does not) (yet )?have (him|her|them|a suspect|anyone|the (suspect|"
-    r"shooter|gunman|attacker))( (identified|in custody))?)\b",
+    r"(don['’]?t|do not|doesn['’]?t|does not) (yet )?have (him|her|them|a suspect|anyone|"
+    r"the (suspect|shooter|gunman|attacker))( (identified|in custody))?)\b",
     re.I,
 )
 # The suspect dead: by name ("the gunman died"), by a self-inflicted act whoever did it ("the

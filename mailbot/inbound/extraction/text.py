@@ -2,7 +2,8 @@
 
 In: the visible text of a message (quoted lines included). Out: ``RequestText`` with the body
 (the forwarded original when the message is a forward, with the forwarder's note after it),
-the signature block, and the original author of a forward. Pure string work; never raises.
+the signature block, and the original author of a forward (a forward quoted line by line, as
+Apple Mail sends one, is taken out of its quotes). Pure string work; never raises.
 """
 
 from __future__ import annotations
