@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +130,23 @@ class MailbotProcess:
             check=True,
         ).stdout
         return [json.loads(line) for line in out.splitlines()]
+
+
+def request(tag: str, sender: str = "chief@agency.test") -> EmailMessage:
+    """A request from a police chief to mvai@mvai.test; ``tag`` goes into its subject, body
+    and Message-ID so that each one is told apart."""
+    msg = EmailMessage()
+    msg["From"] = f"Chief Dana Whitfield <{sender}>"
+    msg["To"] = "mvai@mvai.test"
+    msg["Subject"] = f"Request for peer support ({tag})"
+    msg["Message-ID"] = make_msgid(idstring=tag.replace(" ", "-"), domain=sender.partition("@")[2])
+    msg["Date"] = formatdate(localtime=True)
+    msg.set_content(
+        "Yesterday we had a shooting at Harlan High School in Harlan, KY. We need help with "
+        f"media and with support for our officers. (reference {tag})\n\nDana Whitfield\n"
+        "Chief of Police\nHarlan Police Department\n(606) 555-0142\n"
+    )
+    return msg
 
 
 def mid(value: object) -> str:

@@ -20,9 +20,8 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from email.message import EmailMessage, Message
+from email.message import Message
 from email.policy import default as default_policy
-from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import Any
 
@@ -35,28 +34,13 @@ from mailbot import db
 from mailbot.inbound.imap import ImapSource
 from mailbot.inbound.ledger import RawMail
 from mailbot.models import InboundMessage
-from tests.e2e.daemon import PASSWORD, MailbotProcess, imap_config, mid, wait_for
+from tests.e2e.daemon import PASSWORD, MailbotProcess, imap_config, mid, request, wait_for
 from tests.testbed import Dovecot, SmtpRelay, send_mail
 
 AGENCY = "chief@agency.test"
 MVAI = "mvai@mvai.test"
 COORDINATOR = "coord@mvai.test"
 NO_CAP = "[limits]\nauto_replies_per_sender_per_day = 1000"
-
-
-def request(tag: str) -> EmailMessage:
-    msg = EmailMessage()
-    msg["From"] = f"Chief Dana Whitfield <{AGENCY}>"
-    msg["To"] = MVAI
-    msg["Subject"] = f"Request for peer support ({tag})"
-    msg["Message-ID"] = make_msgid(idstring=tag.replace(" ", "-"), domain="agency.test")
-    msg["Date"] = formatdate(localtime=True)
-    msg.set_content(
-        "Yesterday we had a shooting at Harlan High School in Harlan, KY. We need help with "
-        f"media and with support for our officers. (reference {tag})\n\nDana Whitfield\n"
-        "Chief of Police\nHarlan Police Department\n(606) 555-0142\n"
-    )
-    return msg
 
 
 def parsed(raws: list[bytes]) -> list[Message]:

@@ -15,15 +15,14 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from email.message import EmailMessage, Message
+from email.message import Message
 from email.policy import default as default_policy
-from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.daemon import PASSWORD, MailbotProcess, imap_config, mid, wait_for
+from tests.e2e.daemon import PASSWORD, MailbotProcess, imap_config, mid, request, wait_for
 from tests.testbed import Dovecot, SmtpRelay
 
 AGENCY = "chief@agency.test"
@@ -34,21 +33,6 @@ COORDINATOR = "coord@mvai.test"
 FAST_RETRIES = (
     "[outgoing]\nretry_max_seconds = 4\n\n[limits]\nauto_replies_per_sender_per_day = 1000"
 )
-
-
-def request(tag: str, sender: str = AGENCY) -> EmailMessage:
-    msg = EmailMessage()
-    msg["From"] = f"Chief Dana Whitfield <{sender}>"
-    msg["To"] = MVAI
-    msg["Subject"] = f"Request for peer support ({tag})"
-    msg["Message-ID"] = make_msgid(domain=sender.partition("@")[2])
-    msg["Date"] = formatdate(localtime=True)
-    msg.set_content(
-        "Yesterday we had a shooting at Harlan High School in Harlan, KY. We need help with "
-        f"media and with support for our officers. (reference {tag})\n\nDana Whitfield\n"
-        "Chief of Police\nHarlan Police Department\n(606) 555-0142\n"
-    )
-    return msg
 
 
 def settle(dovecot: Dovecot, user: str, count: int, seconds: float = 3.0) -> list[Message]:

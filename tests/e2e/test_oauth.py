@@ -20,13 +20,12 @@ import tempfile
 import time
 from collections.abc import Iterator
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.conftest import USERS, _unavailable
-from tests.e2e.daemon import MailbotProcess, imap_config, mid, wait_for
+from tests.e2e.daemon import MailbotProcess, imap_config, mid, request, wait_for
 from tests.oauth_server import TokenServer
 from tests.testbed import Dovecot, SmtpRelay, TestCA, dovecot_binary, openssl_binary
 
@@ -103,21 +102,6 @@ ca_file = "{server.ca.ca_path}"
     proc.env["MVAI_TEST_IMAP_PASSWORD"] = "not-the-password"  # a PLAIN login would fail
     yield proc
     proc.stop()
-
-
-def request(tag: str) -> EmailMessage:
-    msg = EmailMessage()
-    msg["From"] = f"Chief Dana Whitfield <{AGENCY}>"
-    msg["To"] = MVAI
-    msg["Subject"] = f"Request for peer support ({tag})"
-    msg["Message-ID"] = make_msgid(idstring=tag.replace(" ", "-"), domain="agency.test")
-    msg["Date"] = formatdate(localtime=True)
-    msg.set_content(
-        "Yesterday we had a shooting at Harlan High School in Harlan, KY. We need help with "
-        f"media and with support for our officers. (reference {tag})\n\nDana Whitfield\n"
-        "Chief of Police\nHarlan Police Department\n(606) 555-0142\n"
-    )
-    return msg
 
 
 def acknowledged(dovecot: Dovecot, proc: MailbotProcess, req: EmailMessage) -> None:

@@ -15,13 +15,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.daemon import MailbotProcess, imap_config, wait_for
+from tests.e2e.daemon import MailbotProcess, imap_config, request, wait_for
 from tests.testbed import Dovecot, SmtpRelay
 
 MVAI = "mvai@mvai.test"
@@ -41,20 +39,6 @@ def testbed() -> Iterator[tuple[Dovecot, SmtpRelay]]:
         SmtpRelay(dovecot, username="mailbot", password=RELAY_PASSWORD) as relay,
     ):
         yield dovecot, relay
-
-
-def _request() -> bytes:
-    msg = EmailMessage()
-    msg["From"] = f"Chief Dana Whitfield <{AGENCY}>"
-    msg["To"] = MVAI
-    msg["Subject"] = "Request for peer support"
-    msg["Message-ID"] = make_msgid(domain="agency.test")
-    msg["Date"] = formatdate(localtime=True)
-    msg.set_content(
-        "Yesterday we had a shooting at Harlan High School in Harlan, KY. We need help with "
-        "the media.\n\nDana Whitfield\nChief of Police\nHarlan Police Department\n"
-    )
-    return msg.as_bytes()
 
 
 def _files(folder: Path) -> dict[str, bytes]:
@@ -93,7 +77,7 @@ def test_no_secret_in_logs_database_or_mail(
 
     # 2. The right IMAP password; the relay refuses our SMTP password.
     proc.env["MVAI_TEST_IMAP_PASSWORD"] = IMAP_SECRET
-    dovecot.deliver(MVAI, _request())
+    dovecot.deliver(MVAI, request("secrets").as_bytes())
     proc.start()
     try:
         wait_for(lambda: proc.cli("cases", "list"), 60, "the case")
