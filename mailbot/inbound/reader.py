@@ -115,7 +115,9 @@ def _serve(
 
         cap = max_memory_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from mailbot.logs import setup as setup_logging
+
+    setup_logging("WARNING")  # the daemon's redacting formatter: no addresses, no secrets
     module, _, name = work.partition(":")
     worker = getattr(importlib.import_module(module), name)(Path(rules_dir), own_address)
     try:
