@@ -24,23 +24,37 @@ CORPORA = ROOT.parent / "shared" / "corpora"
 def write_config(folder: Path, extra: str = "") -> Path:
     """A config file in ``folder`` using only local parts (SQLite, Maildir, file transport).
 
-    With MAILBOT_TEST_DB=postgresql the database is a fresh one on the tests' PostgreSQL.
+    ``extra`` holds TOML sections separated by blank lines; an option it names replaces the
+    default one. The daily digest is off unless a test turns it on: the daemon sends today's
+    digest at start when its time has passed, so with it on, what a test sees would depend on
+    the hour the suite runs. With MAILBOT_TEST_DB=postgresql the database is a fresh one on the
+    tests' PostgreSQL.
     """
     path = folder / "config.toml"
     url = _Databases.url(folder)
-    sections = {
+    sections: dict[str, dict[str, str]] = {}
+    defaults = {
         "mailbot": 'address = "mvai@mvai.test"\nsample_requests = false',
         "database": f'url = "{url}"',
         "mailbox": 'maildir = "mail"\npoll_seconds = 0.2',
         "outgoing": 'directory = "outgoing"\nretry_base_seconds = 1',
         "coordinators": 'addresses = ["coord@mvai.test"]\nname = "Pat Coordinator"',
+        "digest": "enabled = false",
     }
-    for block in extra.strip().split("\n\n"):
+    blocks = [f"[{k}]\n{v}" for k, v in defaults.items()] + extra.strip().split("\n\n")
+    for block in blocks:
         if block.strip():
             header, _, body = block.strip().partition("\n")
-            name = header.strip("[] ")
-            sections[name] = (sections.get(name, "") + "\n" + body).strip()
-    path.write_text("".join(f"[{k}]\n{v}\n\n" for k, v in sections.items()))
+            options = sections.setdefault(header.strip("[] "), {})
+            for line in body.splitlines():
+                key = line.partition("=")[0].strip() if "=" in line else line
+                options[key] = line
+    path.write_text(
+        "".join(
+            f"[{name}]\n" + "".join(f"{line}\n" for line in options.values()) + "\n"
+            for name, options in sections.items()
+        )
+    )
     return path
 
 

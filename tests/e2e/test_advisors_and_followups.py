@@ -194,7 +194,7 @@ def test_assignment_commands_forgery_and_forward(
 
 def test_one_check_in_and_one_digest(tmp_path: Path, dovecot: Dovecot, smtp_relay: SmtpRelay):
     dovecot.purge()
-    proc = start(tmp_path, dovecot, smtp_relay, '[digest]\ntime = "00:00"')
+    proc = start(tmp_path, dovecot, smtp_relay, '[digest]\nenabled = true\ntime = "00:00"')
     try:
         request = mail(
             f"Chief Dana Whitfield <{AGENCY}>",
