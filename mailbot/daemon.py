@@ -14,7 +14,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, tzinfo
+from datetime import tzinfo
 from pathlib import Path
 from types import FrameType
 
@@ -161,13 +161,11 @@ class Daemon:
 
     def catch_up(self) -> None:
         """Check-ins that fell due while the daemon was down go out once (or are skipped when
-        too late); today's digest goes out if its time has passed and it has not been sent."""
+        too late); today's digest goes out if its time passed while the database was in use
+        and it has not been sent (``digest.missed_today``)."""
         self.sweep_followups()
-        if self.cfg.digest.enabled:
-            now = datetime.now(self.cfg.tz)
-            hour, minute = (int(x) for x in self.cfg.digest.time.split(":"))
-            if (now.hour, now.minute) >= (hour, minute):
-                self.send_digests()
+        if self.cfg.digest.enabled and digest.missed_today(self.factory, self.cfg):
+            self.send_digests()
 
     def step(self) -> int:
         """One round: poll, process the ledger, send. Returns how many messages were handled."""

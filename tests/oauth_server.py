@@ -65,6 +65,8 @@ class TokenServer:
         self.ca = ca
         self.issued: list[Issued] = []
         self.introspections = 0
+        # Per introspection (a login at the mail server): "live", "expired", "revoked", "unknown".
+        self.introspected: list[str] = []
         self.fail_next: list[tuple[int, dict[str, Any]]] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -214,9 +216,20 @@ class TokenServer:
         }
 
     def _introspect(self, form: dict[str, str]) -> dict[str, Any]:
+        token = form.get("token", "")
         with self._lock:
             self.introspections += 1
-        issued = self._live(form.get("token", ""))
+            known = next((i for i in self.issued if i.token == token), None)
+            self.introspected.append(
+                "unknown"
+                if known is None
+                else "revoked"
+                if known.revoked
+                else "expired"
+                if time.time() >= known.expires_at
+                else "live"
+            )
+        issued = self._live(token)
         if issued is None:
             return {"active": False}
         return {"active": True, "username": self.user, "exp": int(issued.expires_at)}

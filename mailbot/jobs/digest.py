@@ -184,6 +184,25 @@ def preview(
         return collect(session, cfg, _since(session, recipient, now), now)
 
 
+def missed_today(factory: sessionmaker[Session], cfg: Config, now: datetime | None = None) -> bool:
+    """Whether today's digest time has passed while the database was already in use.
+
+    At start, the daemon sends the digest it missed. A database with no mail and no case from
+    before today's digest time (a new install, started after that time) missed nothing: it
+    waits for tomorrow's, rather than greeting the coordinators with an empty one.
+    """
+    now = (now or utcnow()).astimezone(cfg.tz)
+    hour, minute = (int(x) for x in cfg.digest.time.split(":"))
+    due = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    if now < due:
+        return False
+    with transaction(factory) as session:
+        for column in (InboundMessage.received_at, Case.opened_at):
+            if session.scalars(select(column).where(column < due).limit(1)).first() is not None:
+                return True
+    return False
+
+
 def send(
     factory: sessionmaker[Session],
     cfg: Config,

@@ -15,7 +15,7 @@ from sqlalchemy import update
 
 from mailbot import config as config_mod
 from mailbot import db
-from mailbot.models import FollowUp
+from mailbot.models import Case, FollowUp, InboundMessage
 from tests.e2e.daemon import MailbotProcess, imap_config
 from tests.testbed import Dovecot, SmtpRelay, send_mail
 
@@ -203,17 +203,22 @@ def test_one_check_in_and_one_digest(tmp_path: Path, dovecot: Dovecot, smtp_rela
         )
         send_mail("127.0.0.1", smtp_relay.port, request, AGENCY, [MVAI])
         dovecot.wait_for_messages(AGENCY, 1, timeout=30)
-        digests = dovecot.wait_for_messages(COORDINATOR, 1, timeout=30, containing=b"daily digest")
-        assert len(digests) == 1
+        time.sleep(2)
+        # A new install started after today's digest time missed no digest.
+        assert not [r for r in dovecot.fetch_all(COORDINATOR) if b"daily digest" in r]
     finally:
         assert proc.stop() == 0
-    # While the daemon is down, the day-3 check-in falls due.
+    # While the daemon is down, the day-3 check-in falls due, and the database is made to have
+    # been in use since yesterday: today's 00:00 digest was missed.
     engine = db.make_engine(config_mod.load(proc.config).database_url)
     with engine.begin() as conn:
         due = datetime.now(UTC) - timedelta(minutes=5)
         moved = conn.execute(
             update(FollowUp).where(FollowUp.phase == "day3").values(due_at=due)
         ).rowcount
+        yesterday = datetime.now(UTC) - timedelta(days=1, hours=1)
+        conn.execute(update(InboundMessage).values(received_at=yesterday))
+        conn.execute(update(Case).values(opened_at=yesterday))
     engine.dispose()
     assert moved == 1
     proc.start()
@@ -221,9 +226,17 @@ def test_one_check_in_and_one_digest(tmp_path: Path, dovecot: Dovecot, smtp_rela
         checkin = find(dovecot.wait_for_messages(AGENCY, 2, timeout=30), "Checking in")
         assert checkin["Auto-Submitted"] == "auto-replied"
         assert checkin["In-Reply-To"].startswith("<ack.MVAI-")
+        digests = dovecot.wait_for_messages(COORDINATOR, 1, timeout=30, containing=b"daily digest")
+        assert len(digests) == 1
         time.sleep(3)
         assert len([r for r in dovecot.fetch_all(AGENCY) if b"Checking in" in r]) == 1
+    finally:
+        assert proc.stop() == 0
+    proc.start()
+    try:
+        time.sleep(3)
         digests = [r for r in dovecot.fetch_all(COORDINATOR) if b"daily digest" in r]
         assert len(digests) == 1, "a restart sends no second digest for the same day"
+        assert len([r for r in dovecot.fetch_all(AGENCY) if b"Checking in" in r]) == 1
     finally:
         assert proc.stop() == 0

@@ -187,6 +187,7 @@ def test_tokens_are_replaced_before_they_expire_and_after_they_did(
 ):
     server.expires_in = 8  # replaced at half its life: 4 s
     since = len(oauth_dovecot.log())
+    checked_before = len(server.introspected)  # the server serves the whole module
     daemon.start()
     wait_for(
         lambda: "imap: logging in again with a new OAuth2 token" in daemon.log(),
@@ -202,7 +203,15 @@ def test_tokens_are_replaced_before_they_expire_and_after_they_did(
     req = request("oauth2 after expiry")
     oauth_dovecot.deliver(MVAI, req.as_bytes())
     acknowledged(oauth_dovecot, daemon, req)
-    assert REFUSED not in daemon.log()  # never a login with an expired token
+    # Never a login with an expired token: every token the mail server checked was live. What
+    # the server checked is the judge, not the daemon's log: when the stop above lands during
+    # the early re-login (likely on a loaded machine), the dying Dovecot answers a fresh token
+    # with AUTHENTICATIONFAILED, and the daemon rightly logs a refusal.
+    checked = server.introspected[checked_before:]
+    assert checked and set(checked) == {"live"}, (
+        checked,
+        oauth_dovecot.log()[since:][-3000:],
+    )
     assert "Introspection failed" not in oauth_dovecot.log()[since:]
     assert server.grants >= 3
     assert_no_secrets(daemon, server)

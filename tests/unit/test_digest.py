@@ -12,7 +12,7 @@ from mailbot.inbound import ledger
 from mailbot.inbound.ledger import RawMail
 from mailbot.inbound.pipeline import Pipeline
 from mailbot.jobs import digest
-from mailbot.models import InboundMessage, OutboundMessage, utcnow
+from mailbot.models import Case, InboundMessage, OutboundMessage, utcnow
 from tests.conftest import request_message, write_config
 
 
@@ -77,3 +77,27 @@ def test_digest_cli_preview_and_send(tmp_path, capsys):
     assert main(["digest", "--send", "--config", conf]) == 0
     assert "already sent for today" in capsys.readouterr().out
     assert len(list((tmp_path / "outgoing").glob("*-digest.eml"))) == 1
+
+
+def test_start_up_sends_the_missed_digest_only_if_the_database_was_in_use(cfg, factory):
+    """A new install started after the digest time waits for tomorrow; one that was in use
+    before that time (mail received) gets today's digest at start."""
+    tz = cfg.tz
+    hour, minute = (int(x) for x in cfg.digest.time.split(":"))
+    today = utcnow().astimezone(tz).replace(hour=hour, minute=minute, second=0, microsecond=0)
+    before, after = today - timedelta(minutes=1), today + timedelta(hours=2)
+    assert not digest.missed_today(factory, cfg, now=before)
+    assert not digest.missed_today(factory, cfg, now=after)  # nothing in the database yet
+    ledger_id = ingest(cfg, factory, request_message(), "a")
+
+    def arrived(at):
+        with factory.begin() as session:
+            row = session.get(InboundMessage, ledger_id)
+            row.received_at = at
+            session.get(Case, row.case_id).opened_at = at
+
+    arrived(after - timedelta(minutes=30))
+    assert not digest.missed_today(factory, cfg, now=after)  # mail came after the digest time
+    arrived(today - timedelta(hours=3))
+    assert not digest.missed_today(factory, cfg, now=before)
+    assert digest.missed_today(factory, cfg, now=after)
