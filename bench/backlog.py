@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import collections
+import os
 import shutil
 import signal
 import sqlite3
@@ -40,8 +41,11 @@ from bench.harness import (  # noqa: E402
     ROOT,
     addresses,
     command_line,
+    cpu_seconds,
+    descendants,
     lmtp_bulk,
     machine,
+    machine_busy_seconds,
     mailbot_process,
     message_id,
     rss_kb,
@@ -49,6 +53,7 @@ from bench.harness import (  # noqa: E402
     spawn,
     table,
     testbed,
+    tree_cpu_seconds,
     tree_rss_kb,
     uptime,
     wait_for_log,
@@ -179,6 +184,46 @@ def ceiling(dovecot, rules: Path, n: int) -> dict[str, float]:  # type: ignore[n
     }
 
 
+def cpu_snapshot(daemon_pid: int, dovecot) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """CPU seconds so far, per part of the run (see cpu_rows)."""
+    own = os.times()
+    busy, total = machine_busy_seconds()
+    return {
+        "daemon": cpu_seconds(daemon_pid),
+        "workers": sum(cpu_seconds(pid) for pid in descendants(daemon_pid)),
+        "dovecot": tree_cpu_seconds(dovecot.pids()),
+        "bench": own.user + own.system,
+        "machine": busy,
+        "machine_all": total,
+    }
+
+
+def cpu_rows(before: dict[str, float], after: dict[str, float], n: int) -> list[list[str]]:
+    """Where the CPU went between two snapshots, in ms per request."""
+    d = {key: after[key] - before[key] for key in before}
+    cores = os.cpu_count() or 1
+    wall = d["machine_all"] / cores
+    named = ("daemon", "workers", "dovecot", "bench")
+    rest = d["machine"] - sum(d[k] for k in named)
+
+    def ms(seconds: float) -> str:
+        return f"{1000 * seconds / n:.1f} ms"
+
+    return [
+        ["CPU per request: daemon process (IMAP, database, compose, SMTP)", ms(d["daemon"])],
+        ["  extraction worker process(es) (parse, filters, nlp.pipe, rules)", ms(d["workers"])],
+        ["  Dovecot (IMAP, LMTP delivery of acks and alerts)", ms(d["dovecot"])],
+        ["  this script (the SMTP relay, RSS sampling)", ms(d["bench"])],
+        ["  everything else on the machine", ms(rest)],
+        [
+            "  machine busy over the run",
+            f"{100 * d['machine'] / max(1e-9, d['machine_all']):.0f}% of {cores} cores "
+            f"({ms(d['machine'])} of {ms(d['machine_all'])} per request; "
+            f"{wall:.1f} s wall)",
+        ],
+    ]
+
+
 def db_counts(db_path: Path) -> dict[str, int]:
     with sqlite3.connect(db_path) as conn:
         counts = {"cases": conn.execute("select count(*) from cases").fetchone()[0]}
@@ -232,6 +277,7 @@ def main() -> None:
         pid = proc.proc.pid
         try:
             connected = wait_for_log(proc, "imap: connected", offset, 60)
+            cpu_start = cpu_snapshot(pid, dovecot)
             load_at_start = uptime()
             if args.profile:
                 spy = subprocess.Popen(
@@ -268,6 +314,7 @@ def main() -> None:
                     rss_half, half_at = rss, now
                 if acks >= n:
                     rss_full, full_at = rss, now
+                    cpu_end = cpu_snapshot(pid, dovecot)
                     break
                 time.sleep(0.1)
             tree = tree_rss_kb(pid)
@@ -347,6 +394,7 @@ def main() -> None:
             if rss_2k
             else []
         ),
+        *cpu_rows(cpu_start, cpu_end, n),
         ["cases in database", str(counts.get("cases"))],
         [
             "load avg (1/5/15 min): before | at first poll | at last ack | after ceiling",

@@ -149,6 +149,34 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of pid and of its children it has waited for (0 if gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    # after the name: state is field 3, so utime..cstime (14-17) are items 11-14 here
+    return sum(int(x) for x in fields[11:15]) / TICKS
+
+
+def tree_cpu_seconds(pids: Iterable[int]) -> float:
+    """cpu_seconds summed over pids and all their descendants."""
+    every = set()
+    for pid in pids:
+        every |= {pid, *descendants(pid)}
+    return sum(cpu_seconds(pid) for pid in every)
+
+
+def machine_busy_seconds() -> tuple[float, float]:
+    """(busy CPU seconds, all CPU seconds) of the whole machine since boot (/proc/stat)."""
+    values = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return (sum(values) - idle) / TICKS, sum(values) / TICKS
+
+
 def tree_rss_kb(pid: int) -> dict[str, int]:
     """rss_kb summed over pid and its descendants. The summed VmHWM is the sum of each
     process's own peak: an upper bound of the peak of the whole (peaks need not coincide)."""

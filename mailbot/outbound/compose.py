@@ -10,12 +10,12 @@ answer ourselves.
 
 from __future__ import annotations
 
+import quopri
 import re
+import secrets
 from collections.abc import Sequence
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.policy import SMTP
-from email.utils import format_datetime
+from email.header import Header
+from email.utils import format_datetime, formataddr
 from typing import Any
 
 from sqlalchemy import select
@@ -70,30 +70,88 @@ def build(
     references: Sequence[str] = (),
     reply_to: str | None = None,
     case_ref: str | None = None,
-) -> EmailMessage:
-    msg = EmailMessage(policy=SMTP)
+) -> bytes:
+    """The mail as it goes over SMTP: CRLF lines, multipart/alternative (text, then HTML).
+
+    Written directly rather than through ``email.message.EmailMessage``, which costs about
+    1.5 ms a mail in header parsing (twice per new case, the largest share of the daemon's
+    own work in a backlog). What the email package did for us is done here the same way:
+    values are one line (``one_line``), non-ASCII header text becomes RFC 2047 encoded words
+    (``email.header``), long headers are folded at 78 characters, and a body is 7bit when it
+    is ASCII, 8bit UTF-8 otherwise (as EmailMessage's SMTP policy chose), or quoted-printable
+    when a line is longer than SMTP allows. Addresses and Message-IDs are ASCII already
+    (``valid_address``; ``parse.message_ids``).
+    """
     local, _, domain = cfg.mailbot.address.partition("@")
-    msg["From"] = Address(one_line(cfg.mailbot.display_name, 80), local, domain)
-    msg["To"] = ", ".join(to)
+    headers = [
+        ("From", formataddr((one_line(cfg.mailbot.display_name, 80), f"{local}@{domain}"))),
+        ("To", _addresses(to)),
+    ]
     if cc:
-        msg["Cc"] = ", ".join(cc)
-    msg["Subject"] = one_line(subject, 250)
-    msg["Date"] = format_datetime(utcnow())
-    msg["Message-ID"] = f"<{message_id}>"
+        headers.append(("Cc", _addresses(cc)))
+    headers += [
+        ("Subject", one_line(subject, 250)),
+        ("Date", format_datetime(utcnow())),
+        ("Message-ID", f"<{message_id}>"),
+    ]
     if in_reply_to:
-        msg["In-Reply-To"] = f"<{in_reply_to}>"
+        headers.append(("In-Reply-To", f"<{in_reply_to}>"))
     refs = [r for r in dict.fromkeys(references) if r][-20:]
     if refs:
-        msg["References"] = " ".join(f"<{r}>" for r in refs)
+        headers.append(("References", " ".join(f"<{r}>" for r in refs)))
     if reply_to:
-        msg["Reply-To"] = reply_to
-    msg["Auto-Submitted"] = auto_submitted
-    msg["Precedence"] = "bulk" if auto_submitted == "auto-generated" else "auto_reply"
-    msg["X-Auto-Response-Suppress"] = "All"
-    msg[MARKER_HEADER] = case_ref or "yes"
-    msg.set_content(text)
-    msg.add_alternative(html, subtype="html")
-    return msg
+        headers.append(("Reply-To", reply_to))
+    headers += [
+        ("Auto-Submitted", auto_submitted),
+        ("Precedence", "bulk" if auto_submitted == "auto-generated" else "auto_reply"),
+        ("X-Auto-Response-Suppress", "All"),
+        (MARKER_HEADER, one_line(case_ref or "yes", 100)),
+        ("MIME-Version", "1.0"),
+    ]
+    boundary = f"=_mvai_{secrets.token_hex(12)}"
+    out = [_header(name, value) for name, value in headers]
+    out.append(f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"\r\n\r\n'.encode())
+    for subtype, body in (("plain", text), ("html", html)):
+        cte, payload = _body(body)
+        out.append(
+            f'--{boundary}\r\nContent-Type: text/{subtype}; charset="utf-8"\r\n'
+            f"Content-Transfer-Encoding: {cte}\r\n\r\n".encode()
+        )
+        out.append(payload + b"\r\n")  # the CRLF before a boundary belongs to the boundary
+    out.append(f"--{boundary}--\r\n".encode())
+    return b"".join(out)
+
+
+def _addresses(addresses: Sequence[str]) -> str:
+    for address in addresses:
+        if not valid_address(address):  # never reached through enqueue, which drops them
+            raise ValueError(f"not a usable address: {one_line(address, 80)!r}")
+    return ", ".join(addresses)
+
+
+def _header(name: str, value: str) -> bytes:
+    """One header, RFC 2047-encoded if it is not ASCII, folded at 78 characters, CRLF."""
+    if value.isascii() and len(name) + 2 + len(value) <= 78:
+        return f"{name}: {value}\r\n".encode()
+    if value.isascii():
+        folded = Header(value, "us-ascii", header_name=name).encode(
+            splitchars=" ,", maxlinelen=78, linesep="\r\n"
+        )
+    else:
+        folded = Header(value, "utf-8", header_name=name).encode(maxlinelen=78, linesep="\r\n")
+    return f"{name}: {folded}\r\n".encode()
+
+
+def _body(text: str) -> tuple[str, bytes]:
+    """(Content-Transfer-Encoding, payload with CRLF lines) for a text part."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    if max((len(line.encode()) for line in lines), default=0) > 998:
+        payload = quopri.encodestring("\n".join(lines).encode() + b"\n")
+        return "quoted-printable", payload.replace(b"\n", b"\r\n")
+    payload = "".join(f"{line}\r\n" for line in lines).encode()
+    return ("7bit" if text.isascii() else "8bit"), payload
 
 
 def enqueue(
@@ -127,7 +185,7 @@ def enqueue(
     cc_addrs = sorted({a.strip().lower() for a in cc if valid_address(a)} - set(to_addrs))
     text, html = render(cfg.templates_dir, template, context)
     message_id = make_message_id(cfg, dedupe_key)
-    msg = build(
+    raw = build(
         cfg,
         message_id=message_id,
         to=to_addrs,
@@ -148,9 +206,9 @@ def enqueue(
         inbound_id=inbound_id,
         kind=kind,
         recipients=to_addrs + cc_addrs,
-        subject=str(msg["Subject"]),
+        subject=one_line(subject, 250),
         message_id=message_id,
-        raw=msg.as_bytes(),
+        raw=raw,
         status="pending",
         attempts=0,
         next_attempt_at=now,
