@@ -13,7 +13,7 @@ import shutil
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import tzinfo
 from pathlib import Path
 from types import FrameType
@@ -37,6 +37,8 @@ from mailbot.outbound import outbox
 from mailbot.outbound.transport import make_transport
 
 log = logging.getLogger(__name__)
+
+FETCH_LOT = 200  # messages fetched from the mailbox at a time (more follow as they are worked)
 SAMPLES = Path(__file__).resolve().parent / "samples"
 
 
@@ -169,29 +171,46 @@ class Daemon:
 
     def step(self) -> int:
         """One round: poll, process the ledger, send. Returns how many messages were handled."""
-        if self.holds_mailbox:
-            self.source.poll(lambda mails: ledger.store_batch(self.factory, mails))
+        self._fetch()
         handled = 0
-        while not self.stop.is_set():
-            ids = ledger.pending_ids(self.factory, limit=100)
-            if not ids:
+        for ledger_id, read in self.reader.read(self._pending()):
+            if self.stop.is_set():
                 break
-            for ledger_id, read in self.reader.read(ids):
-                if self.stop.is_set():
-                    break
-                self._take_over_mailbox()
-                outcome = self.pipeline.process(ledger_id, read)
-                if outcome.status == "pending":  # database unavailable: try again next round
-                    return handled
-                self.outbox_wake.set()
-                handled += 1
+            self._take_over_mailbox()
+            outcome = self.pipeline.process(ledger_id, read)
+            if outcome.status == "pending":  # database unavailable: try again next round
+                break
+            self.outbox_wake.set()
+            handled += 1
         return handled
+
+    def _fetch(self) -> int:
+        """New mail into the ledger, ``FETCH_LOT`` messages at the most (holder only)."""
+        if not self.holds_mailbox:
+            return 0
+        return self.source.poll(lambda mails: ledger.store_batch(self.factory, mails), FETCH_LOT)
+
+    def _pending(self) -> Iterator[int]:
+        """Pending ledger ids, oldest first, asked for 100 at a time as the reader needs them,
+        so its workers never wait for the daemon between two lots. When none is left, the
+        mailbox holder fetches the next lot: a backlog of thousands is fetched as it is worked
+        through, and the first acknowledgement does not wait for the whole of it to be
+        fetched. A row another daemon holds (skipped) is not asked for again in this round."""
+        after = 0
+        while not self.stop.is_set():
+            ids = ledger.pending_ids(self.factory, limit=100, after=after)
+            if not ids:
+                if self._fetch():
+                    continue
+                return
+            yield from ids
+            after = ids[-1]
 
     def _take_over_mailbox(self) -> None:
         """A worker busy with the ledger still tries the mailbox lock (every 15 s) and fetches
         at once when it gets it: a dead holder's mailbox must not wait for the backlog to end."""
         if self.mailbox_lock is not None and not self.mailbox_lock.held and self.holds_mailbox:
-            self.source.poll(lambda mails: ledger.store_batch(self.factory, mails))
+            self._fetch()
 
     def _outbox_tick(self) -> float:
         """How often due retries are looked for: every 15 s, or more often when the first

@@ -40,6 +40,7 @@ from mailbot.inbound.mailbox import Store, truncate_oversize
 log = logging.getLogger(__name__)
 
 LEDGERED = b"$MailbotLedgered"
+KNOWN_CHUNK = 5000  # UIDs per ledger look-up
 NETWORK_ERRORS = (OSError, IMAPClientError, socket.timeout, ssl.SSLError)
 
 
@@ -229,16 +230,21 @@ class ImapSource:
             else:
                 client.expunge()
 
-    def poll(self, store: Store) -> int:
+    def poll(self, store: Store, limit: int = 0) -> int:
         if self.client is None:
             return 0
         try:
             uids = self._candidates()
-            if self.factory is not None:
-                held = ledger.known(self.factory, self.name, self.uidvalidity, uids)
-            else:
-                held = set()
-            fresh = [u for u in uids if u not in held]
+            fresh: list[int] = []
+            held: set[int] = set()
+            seen = 0  # candidates looked at, oldest first; the rest wait for the next poll
+            while seen < len(uids) and not (limit and len(fresh) >= limit):
+                part = uids[seen : seen + KNOWN_CHUNK]  # SQL caps the parameters of one query
+                seen += len(part)
+                if self.factory is not None:
+                    held |= ledger.known(self.factory, self.name, self.uidvalidity, part)
+                fresh += [u for u in part if u not in held]
+            fresh = fresh[:limit] if limit else fresh
             count = 0
             for start in range(0, len(fresh), self.opts.fetch_batch):
                 batch = fresh[start : start + self.opts.fetch_batch]
@@ -248,7 +254,7 @@ class ImapSource:
                 count += len(mails)
             if held:  # in the ledger already (a crash before the mark): mark them now
                 self._mark(sorted(held))
-            self._record_poll(max(uids, default=0))
+            self._record_poll(max([*fresh, *held], default=0))
             return count
         except NETWORK_ERRORS as exc:
             self._drop(exc)

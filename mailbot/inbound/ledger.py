@@ -150,12 +150,13 @@ def raw_items(
         return [(ledger_id, raw) for ledger_id, raw in rows]
 
 
-def pending_ids(factory: sessionmaker[Session], limit: int = 500) -> list[int]:
+def pending_ids(factory: sessionmaker[Session], limit: int = 500, after: int = 0) -> list[int]:
+    """Ids of pending rows, oldest first, those above ``after`` only."""
     with factory() as session:
         return list(
             session.scalars(
                 select(InboundMessage.id)
-                .where(InboundMessage.status == "pending")
+                .where(InboundMessage.status == "pending", InboundMessage.id > after)
                 .order_by(InboundMessage.id)
                 .limit(limit)
             )

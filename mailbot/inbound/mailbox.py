@@ -31,8 +31,9 @@ class MailboxSource(Protocol):
 
     def connect(self) -> None: ...
 
-    def poll(self, store: Store) -> int:
-        """Fetch new messages, store them (committed), then mark them; returns how many."""
+    def poll(self, store: Store, limit: int = 0) -> int:
+        """Fetch new messages (at most ``limit``, 0: all), store them (committed), then mark
+        them; returns how many."""
         ...
 
     def wait(self, timeout: float, stop: threading.Event) -> None: ...
@@ -74,8 +75,8 @@ class MaildirSource:
             raise MailboxError(f"maildir {self.inbox / 'new'}: {exc.strerror}") from None
         return [Path(e.path) for e in entries if e.is_file() and not e.name.startswith(".")]
 
-    def poll(self, store: Store) -> int:
-        files = self._new_files()[:200]
+    def poll(self, store: Store, limit: int = 0) -> int:
+        files = self._new_files()[: min(limit, 200) if limit else 200]
         mails = []
         for path in files:
             try:

@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import itertools
 import logging
 import multiprocessing
 import os
 import signal
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -249,23 +250,33 @@ class Reader:
         for worker in self.workers:
             worker.stop()
 
-    def read(self, ids: Sequence[int]) -> Iterator[tuple[int, Read | None]]:
+    def read(self, ids: Iterable[int]) -> Iterator[tuple[int, Read | None]]:
         """Each id with its ``Read`` (None: not read ahead), in order. While the caller handles
-        one chunk, the workers read the next ones."""
+        one chunk, the workers read the next ones. ``ids`` is consumed a chunk at a time, as
+        workers become free: it may be a generator that asks the database as it goes."""
         size = self.cfg.extraction.batch_size
-        chunks = deque(list(ids[i : i + size]) for i in range(0, len(ids), size))
+        source = iter(ids)
+
+        def next_chunk() -> list[int]:
+            return list(itertools.islice(source, size))
+
         if not self.workers:
-            for chunk in chunks:
+            while chunk := next_chunk():
                 reads = self._inline(chunk)
                 for ledger_id in chunk:
                     yield ledger_id, reads.get(ledger_id)
             return
         free = deque(self.workers)
         inflight: deque[tuple[list[int], list[Item], _Worker, int]] = deque()
+        exhausted = False
 
         def dispatch() -> None:
-            while chunks and free:
-                chunk = chunks.popleft()
+            nonlocal exhausted
+            while free and not exhausted:
+                chunk = next_chunk()
+                if not chunk:
+                    exhausted = True
+                    return
                 items = self.load_raw(chunk)
                 worker = free.popleft()
                 self.seq += 1

@@ -341,3 +341,51 @@ def test_the_imap_connection_has_tcp_keepalive(
         assert idle + interval * count <= 90
     finally:
         source.close()
+
+
+def test_a_backlog_is_fetched_a_lot_at_a_time_in_order_and_none_twice(
+    tmp_path: Path, dovecot: Dovecot, smtp_relay: SmtpRelay, monkeypatch: pytest.MonkeyPatch
+):
+    """poll(limit) takes the oldest mail first and leaves the rest in the mailbox for the next
+    poll; a message already in the ledger (a crash before it was moved) is moved, not stored
+    again; the ledger is asked in slices (KNOWN_CHUNK), so a huge backlog fits in one query's
+    parameters."""
+    from mailbot.inbound import imap as imap_mod
+    from mailbot.inbound import ledger
+
+    dovecot.purge()
+    monkeypatch.setenv("MVAI_TEST_IMAP_PASSWORD", PASSWORD)
+    monkeypatch.setattr(imap_mod, "KNOWN_CHUNK", 2)
+    cfg = config_mod.load(imap_config(tmp_path, dovecot, smtp_relay.port))
+    engine = db.make_engine(cfg.database_url)
+    db.upgrade(engine)
+    factory = db.session_factory(engine)
+    for i in range(7):
+        dovecot.deliver(MVAI, request(f"lot {i}").as_bytes())
+    source = ImapSource(cfg, factory)
+    source.connect()
+    try:
+        # message 1 reached the ledger before a crash, but was never moved
+        with dovecot.imap_client(MVAI) as client:
+            client.select_folder("INBOX", readonly=True)
+            first = min(int(u) for u in client.search("ALL"))
+            raw = client.fetch([first], ["BODY.PEEK[]"])[first][b"BODY[]"]
+        ledger.store_batch(factory, [RawMail(source.name, raw, source.uidvalidity, first)])
+        stored: list[list[str]] = []
+
+        def store(mails: Sequence[RawMail]) -> list[int]:
+            stored.append([str(email.message_from_bytes(m.raw)["Subject"]) for m in mails])
+            return ledger.store_batch(factory, mails)
+
+        counts = [source.poll(store, limit=3) for _ in range(4)]
+    finally:
+        source.close()
+    assert counts == [3, 3, 0, 0]
+    assert [s for lot in stored for s in lot] == [
+        f"Request for peer support (lot {i})" for i in range(1, 7)
+    ]
+    assert dovecot.fetch_all(MVAI) == []  # every one moved, the one held before too
+    assert len(dovecot.fetch_all(MVAI, "MVAI/Processed")) == 7
+    with factory() as session:
+        assert session.scalar(select(func.count()).select_from(InboundMessage)) == 7
+    engine.dispose()

@@ -71,9 +71,20 @@ def test_fields_read_ahead_are_the_ones_read_in_process(
     ]
     ids = _store(factory, raws)
     reader = _reader(cfg, factory)
+    pulled: list[int] = []
+
+    def lazily():  # as the daemon hands them over: asked for as the reader needs them
+        for ledger_id in ids:
+            pulled.append(ledger_id)
+            yield ledger_id
+
     reader.start()
+    reads = {}
     try:
-        reads = dict(reader.read(ids))
+        for ledger_id, read in reader.read(lazily()):
+            if not reads:  # the first chunk, and the one a worker reads meanwhile
+                assert len(pulled) == 2 * (workers + 1)
+            reads[ledger_id] = read
     finally:
         reader.close()
     assert list(reads) == ids  # every id, in order
