@@ -25,7 +25,6 @@ import collections
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -42,6 +41,7 @@ from bench.harness import (  # noqa: E402
     addresses,
     command_line,
     cpu_seconds,
+    database,
     descendants,
     lmtp_bulk,
     machine,
@@ -224,17 +224,33 @@ def cpu_rows(before: dict[str, float], after: dict[str, float], n: int) -> list[
     ]
 
 
-def db_counts(db_path: Path) -> dict[str, int]:
-    with sqlite3.connect(db_path) as conn:
-        counts = {"cases": conn.execute("select count(*) from cases").fetchone()[0]}
-        for status, number in conn.execute(
-            "select status || '/' || coalesce(kind, '-'), count(*) from inbound_messages group by 1"
-        ):
-            counts[f"inbound {status}"] = number
-        for status, number in conn.execute(
-            "select kind || ' ' || status, count(*) from outbound_messages group by 1"
-        ):
-            counts[f"outbox {status}"] = number
+def per_second(count: float, seconds: float) -> str:
+    """count/seconds as "12.3 msg/s"; "-" when both ends fell in one 0.1 s sample (tiny N)."""
+    return f"{count / seconds:.1f} msg/s" if seconds > 0 else "-"
+
+
+def db_counts(url: str) -> dict[str, int]:
+    from sqlalchemy import text as sql
+
+    from mailbot import db
+
+    engine = db.make_engine(url)
+    try:
+        with engine.connect() as conn:
+            counts = {"cases": conn.execute(sql("select count(*) from cases")).scalar_one()}
+            for status, number in conn.execute(
+                sql(
+                    "select status || '/' || coalesce(kind, '-'), count(*) "
+                    "from inbound_messages group by 1"
+                )
+            ):
+                counts[f"inbound {status}"] = number
+            for status, number in conn.execute(
+                sql("select kind || ' ' || status, count(*) from outbound_messages group by 1")
+            ):
+                counts[f"outbox {status}"] = number
+    finally:
+        engine.dispose()
     return counts
 
 
@@ -247,6 +263,7 @@ def main() -> None:
         "--workers", type=int, default=1, help="[extraction] workers (0: in the daemon)"
     )
     parser.add_argument("--timeout", type=float, default=0, help="seconds (default N/4 + 120)")
+    parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument(
         "--ceiling",
         type=float,
@@ -271,7 +288,8 @@ def main() -> None:
     if args.profile and py_spy is None:
         raise SystemExit("--profile needs py-spy: .venv/bin/pip install py-spy")
     spy: subprocess.Popen[bytes] | None = None
-    with testbed(users) as (dovecot, relay):
+    with database(args.database) as where, testbed(users) as (dovecot, relay):
+        print(f"database: {where}")
         started = time.monotonic()
         lmtp_bulk(dovecot, MVAI, messages)
         load_s = time.monotonic() - started
@@ -346,7 +364,9 @@ def main() -> None:
                 spy.send_signal(signal.SIGINT)
                 spy.wait(timeout=60)
             code = proc.stop()
-        counts = db_counts(work / "mailbot.db")
+        from mailbot import config as config_module
+
+        counts = db_counts(config_module.load(proc.config).database_url)
         elapsed = full_at - connected
         rate = n / elapsed
         print(f"daemon exit code {code}; database: {counts}")
@@ -368,12 +388,13 @@ def main() -> None:
     rows = [
         ["measurement", "value"],
         [
-            f"mailbot backlog throughput{tag}, extraction workers = {args.workers}",
+            f"mailbot backlog throughput{tag}, extraction workers = {args.workers}, "
+            f"{args.database}",
             f"{rate:.1f} msg/s ({n} in {elapsed:.1f} s)",
         ],
         [
             "  first half / second half",
-            f"{n / 2 / (half_at - connected):.1f} / {n / 2 / (full_at - half_at):.1f} msg/s",
+            f"{per_second(n / 2, half_at - connected)} / {per_second(n / 2, full_at - half_at)}",
         ],
         ["  incl. start-up (spawn -> last ack)", f"{n / (full_at - spawned):.1f} msg/s"],
         [

@@ -191,6 +191,29 @@ def tree_rss_kb(pid: int) -> dict[str, int]:
 
 
 @contextlib.contextmanager
+def database(kind: str) -> Iterator[str]:
+    """Where write_config puts the daemon's database: "sqlite" (a file in the run's folder),
+    or "postgresql": a PostgreSQL 15 started here on 127.0.0.1 as the tests start it
+    (tests/pg.py: fsync and synchronous_commit off, as for a test server), a fresh migrated
+    database per folder. Yields a description for the output."""
+    if kind == "sqlite":
+        yield "SQLite (WAL, synchronous=NORMAL)"
+        return
+    from tests.conftest import _Databases
+    from tests.pg import Postgres
+
+    server = Postgres()
+    try:
+        server.start()
+        server.make_template()
+        _Databases.server = server
+        yield "PostgreSQL 15 on 127.0.0.1 (tests/pg.py: fsync=off, synchronous_commit=off)"
+    finally:
+        _Databases.server = None
+        server.stop()
+
+
+@contextlib.contextmanager
 def testbed(users: Iterable[str]) -> Iterator[tuple[Dovecot, SmtpRelay]]:
     """Dovecot with mvai@, coord@ and every address in users; a queueing SmtpRelay into it.
 

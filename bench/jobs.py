@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import delete, event, func, insert, select, update  # noqa: E402
 
 from bench.generate import generate  # noqa: E402
-from bench.harness import command_line, machine, table, uptime  # noqa: E402
+from bench.harness import command_line, database, machine, table, uptime  # noqa: E402
 from mailbot import config as config_module  # noqa: E402
 from mailbot import db  # noqa: E402
 from mailbot.inbound.pipeline import Pipeline  # noqa: E402
@@ -73,7 +73,7 @@ def seed_templates(pipeline: Pipeline, factory, count: int, seed: int) -> float:
             session.flush()
             ids.append(row.id)
     started = time.perf_counter()
-    outcomes = pipeline.process_pending(ids)
+    outcomes = [pipeline.process(ledger_id) for ledger_id in ids]
     elapsed = time.perf_counter() - started
     bad = [o for o in outcomes if o.status != "processed"]
     if bad:
@@ -187,7 +187,14 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=10000)
     parser.add_argument("--templates", type=int, default=200)
     parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
     args = parser.parse_args()
+    with database(args.database) as where:
+        print(f"database: {where}")
+        run(args)
+
+
+def run(args: argparse.Namespace) -> None:
     print(f"machine: {machine()}")
     load_before = uptime()
     folder = Path(tempfile.mkdtemp(prefix="mailbot-bench-"))
@@ -286,7 +293,10 @@ def main() -> None:
             "followups.sweep after a day down (target <= 1 s)",
             fmt([t for t, _ in catch_runs]) + f"; each run: {vars(catch_runs[0][1])}",
         ],
-        ["in-process pipeline on SQLite (templates)", f"{args.templates / pipeline_s:.1f} msg/s"],
+        [
+            f"in-process pipeline on {args.database} (templates)",
+            f"{args.templates / pipeline_s:.1f} msg/s",
+        ],
         ["load avg (1/5/15 min): before | after", f"{load_before} | {load_after}"],
     ]
     print()

@@ -1,0 +1,33 @@
+"""bench/backlog.py still runs end to end on the test bed (tiny N, the ceiling given rather
+than measured): every request becomes a case with its acknowledgement and alert, and the
+table has the rows BENCHMARKS.md quotes. No figure is asserted: speed is for bench/."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+
+def test_backlog_benchmark_runs_and_accounts_for_every_request():
+    done = subprocess.run(
+        [sys.executable, "bench/backlog.py", "--n", "12", "--ceiling", "40", "--timeout", "240"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    assert "'cases': 12" in out and "'outbox ack sent': 12" in out, out
+    assert "'outbox alert sent': 12" in out, out
+    for row in (
+        "mailbot backlog throughput, extraction workers = 1, sqlite",
+        "mailbot as % of ceiling",
+        "CPU per request: daemon process",
+        "extraction worker process(es)",
+        "peak RSS (VmHWM) during backlog",
+    ):
+        assert re.search(rf"\|\s+{re.escape(row)}[^|]*\|\s+\S", out), (row, out)
