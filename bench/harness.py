@@ -199,18 +199,10 @@ def database(kind: str) -> Iterator[str]:
     if kind == "sqlite":
         yield "SQLite (WAL, synchronous=NORMAL)"
         return
-    from tests.conftest import _Databases
-    from tests.pg import Postgres
+    from tests.conftest import configs_on_postgres
 
-    server = Postgres()
-    try:
-        server.start()
-        server.make_template()
-        _Databases.server = server
+    with configs_on_postgres():
         yield "PostgreSQL 15 on 127.0.0.1 (tests/pg.py: fsync=off, synchronous_commit=off)"
-    finally:
-        _Databases.server = None
-        server.stop()
 
 
 @contextlib.contextmanager

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -75,12 +78,11 @@ class _Databases:
         return cls.urls[folder]
 
 
-@pytest.fixture(scope="session", autouse=True)
-def postgres() -> Iterator[Postgres | None]:
-    """The tests' PostgreSQL when MAILBOT_TEST_DB=postgresql, else None (SQLite)."""
-    if os.environ.get("MAILBOT_TEST_DB", "sqlite") != "postgresql":
-        yield None
-        return
+@contextlib.contextmanager
+def configs_on_postgres() -> Iterator[Postgres]:
+    """A PostgreSQL started here, with a migrated template; while it runs, write_config gives
+    each folder a fresh database on it (the suite with MAILBOT_TEST_DB=postgresql, and
+    ``bench/ --database postgresql``)."""
     server = Postgres()
     try:
         server.start()
@@ -90,6 +92,25 @@ def postgres() -> Iterator[Postgres | None]:
     finally:
         _Databases.server = None
         server.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def postgres() -> Iterator[Postgres | None]:
+    """The tests' PostgreSQL when MAILBOT_TEST_DB=postgresql, else None (SQLite)."""
+    if os.environ.get("MAILBOT_TEST_DB", "sqlite") != "postgresql":
+        yield None
+        return
+    with configs_on_postgres() as server:
+        yield server
+
+
+def run_script(*argv: str, timeout: float) -> str:
+    """``python argv...`` from the project root; its standard output (it must exit 0)."""
+    done = subprocess.run(
+        [sys.executable, *argv], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
 
 
 @pytest.fixture(autouse=True)

@@ -5,22 +5,14 @@ table has the rows BENCHMARKS.md quotes. No figure is asserted: speed is for ben
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 
-from tests.conftest import ROOT
+from tests.conftest import run_script
 
 
 def test_backlog_benchmark_runs_and_accounts_for_every_request():
-    done = subprocess.run(
-        [sys.executable, "bench/backlog.py", "--n", "12", "--ceiling", "40", "--timeout", "240"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    out = run_script(
+        "bench/backlog.py", "--n", "12", "--ceiling", "40", "--timeout", "240", timeout=600
     )
-    assert done.returncode == 0, done.stderr[-3000:]
-    out = done.stdout
     assert "'cases': 12" in out and "'outbox ack sent': 12" in out, out
     assert "'outbox alert sent': 12" in out, out
     for row in (

@@ -5,22 +5,12 @@ the figures it exists for. The backlog script, which needs the test bed, is in t
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 
-from tests.conftest import ROOT
+from tests.conftest import run_script
 
 
 def test_jobs_benchmark_runs_and_reports_the_digest_and_the_sweep():
-    done = subprocess.run(
-        [sys.executable, "bench/jobs.py", "--cases", "40", "--templates", "4"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    out = done.stdout
+    out = run_script("bench/jobs.py", "--cases", "40", "--templates", "4", timeout=300)
     assert re.search(r"database: 40 cases", out), out
     for row in ("digest.preview", "followups.sweep, steady state", "followups.sweep after a day"):
         assert re.search(rf"\| {re.escape(row)}.*\| median \d+\.\d+ s", out), (row, out)
