@@ -106,7 +106,12 @@ class _Work:
 
 
 def _serve(
-    conn: Connection, rules_dir: str, own_address: str, max_memory_mb: int, work: str
+    conn: Connection,
+    rules_dir: str,
+    own_address: str,
+    max_memory_mb: int,
+    work: str,
+    log_format: str = "text",
 ) -> None:
     """A worker's main loop: ("ready", pid), then one answer (seq, {id: Read}) per job.
     ``work`` names the class that does the work ("module:Class"; tests put in their own)."""
@@ -118,7 +123,8 @@ def _serve(
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
     from mailbot.logs import setup as setup_logging
 
-    setup_logging("WARNING")  # the daemon's redacting formatter: no addresses, no secrets
+    # the daemon's redacting formatter (no addresses, no secrets), in its format
+    setup_logging("WARNING", log_format)
     module, _, name = work.partition(":")
     worker = getattr(importlib.import_module(module), name)(Path(rules_dir), own_address)
     try:
@@ -169,6 +175,7 @@ class _Worker:
                 self.cfg.mailbot.address,
                 ext.max_memory_mb,
                 self.work,
+                self.cfg.mailbot.log_format,
             ),
             name=f"mailbot-reader-{self.number}",
             daemon=True,

@@ -4,6 +4,7 @@ the rest of its batch goes on. Real spawned workers with the real model; no mock
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 
@@ -154,3 +155,26 @@ def test_a_worker_that_cannot_start_leaves_reading_to_the_daemon(
     assert read is not None and read.extraction is not None
     assert read.extraction.agency == "Harlan Police Department"
     assert "extraction worker cannot start" in caplog.text
+
+
+@pytest.mark.parametrize("log_format", ["json", "text"])
+def test_a_worker_logs_in_the_daemons_format_and_redacts_addresses(
+    make_cfg: Callable[..., Config], capfd: pytest.CaptureFixture[str], log_format: str
+) -> None:
+    cfg = make_cfg(f'[mailbot]\nlog_format = "{log_format}"\n\n[extraction]\nworkers = 1\n')
+    factory = _database(cfg)
+    ids = _store(factory, [request_message(subject="LOGME", body=BODIES[0])])
+    reader = _reader(cfg, factory, work="tests.unit.reader_work:MisbehavingWork")
+    try:
+        [(_, read)] = list(reader.read(ids))
+    finally:
+        reader.close()
+    assert read is not None and read.extraction is not None
+    err = capfd.readouterr().err  # the worker writes to the daemon's stderr (inherited)
+    [line] = [x for x in err.splitlines() if "reading ahead for" in x]
+    assert "chief@" not in line and "…@harlanpd.test" in line
+    if log_format == "json":
+        fields = json.loads(line)
+        assert (fields["level"], fields["logger"]) == ("WARNING", "mailbot.inbound.reader")
+    else:
+        assert " WARNING mailbot.inbound.reader: reading ahead for" in line
