@@ -26,6 +26,7 @@ from mailbot.models import OutboundMessage, OutboundRecipient, utcnow
 from mailbot.outbound.render import render
 
 MARKER_HEADER = "X-MVAI-Mailbot"
+MAX_MSGID = 250  # characters; longer ones are not repeated in In-Reply-To or References
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 # RFC 5322 dot-atom local parts in ASCII only: no control characters, no spaces, no quotes.
 _ADDRESS = re.compile(
@@ -94,9 +95,11 @@ def build(
         ("Date", format_datetime(utcnow())),
         ("Message-ID", f"<{message_id}>"),
     ]
-    if in_reply_to:
+    # A Message-ID cannot be folded: one longer than MAX_MSGID (a sender's choice, unchecked)
+    # would make a line SMTP refuses, so it is left out of the thread headers.
+    if in_reply_to and len(in_reply_to) <= MAX_MSGID:
         headers.append(("In-Reply-To", f"<{in_reply_to}>"))
-    refs = [r for r in dict.fromkeys(references) if r][-20:]
+    refs = [r for r in dict.fromkeys(references) if r and len(r) <= MAX_MSGID][-20:]
     if refs:
         headers.append(("References", " ".join(f"<{r}>" for r in refs)))
     if reply_to:

@@ -144,3 +144,11 @@ def test_a_body_line_longer_than_smtp_allows_is_quoted_printable(cfg: Config):
 def test_an_invalid_address_is_refused(cfg: Config):
     with pytest.raises(ValueError, match="not a usable address"):
         built(cfg, to=["chief@agency.test\r\nBcc: x@evil.test"])
+
+
+def test_a_message_id_too_long_for_a_line_is_left_out_of_the_thread_headers(cfg: Config):
+    huge = "x" * 2000 + "@agency.test"
+    raw, msg = built(cfg, in_reply_to=huge, references=["ok@agency.test", huge])
+    assert_well_formed(raw)
+    assert msg["In-Reply-To"] is None
+    assert msg["References"] == "<ok@agency.test>"
