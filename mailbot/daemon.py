@@ -55,7 +55,6 @@ class Daemon:
         )
         self.transport = make_transport(cfg)
         self.source: MailboxSource = make_source(cfg, self.factory)
-        self.send_lock = threading.Lock()
         self.outbox_wake = threading.Event()
         self.sqlite_lock: SqliteDaemonLock | None = None
         self.mailbox_lock: MailboxLock | None = None
@@ -126,10 +125,6 @@ class Daemon:
             flush=True,
         )
 
-    def send_outbox(self) -> None:
-        with self.send_lock:
-            outbox.send_due(self.factory, self.transport, self.cfg)
-
     def _sender(self) -> None:
         """The outbox's own thread: woken as soon as a case's mail is committed (so an
         acknowledgement goes out while the next request is being read), and every tick for
@@ -141,7 +136,7 @@ class Daemon:
             if self.stop.is_set():
                 return
             try:
-                self.send_outbox()
+                outbox.send_due(self.factory, self.transport, self.cfg)
                 failures = 0
             except Exception as exc:  # database or our own bug: retried, never fatal
                 failures += 1

@@ -170,7 +170,7 @@ def open_case(
         priority=ex.priority,
         reason=ex.priority_reason,
     )
-    plan_followups(session, cfg, case, new=True)
+    plan_followups(session, cfg, case)
     crisis_sentence = crisis.detect(
         crisis.load_rules(cfg.rules_dir), f"{msg.subject}\n\n{msg.text}"
     )
@@ -496,41 +496,34 @@ def purge_case(session: Session, cfg: Config, case: Case, actor: str, via: str) 
     return cut
 
 
-def plan_followups(session: Session, cfg: Config, case: Case, new: bool = False) -> int:
+def plan_followups(session: Session, cfg: Config, case: Case) -> int:
     """(Re)create the pending check-ins of a case from the cadence; returns how many.
-    ``new``: the case was opened in this transaction, so it has none yet (one INSERT)."""
+    Missing ones go in with one INSERT (a new case's whole plan)."""
     tz = cfg.tz
     anchor = case.incident_date or case.opened_at.astimezone(tz).date()
-    if new:
-        planned_rows = [
-            {"case_id": case.id, "phase": phase.name, "due_at": due, "status": "pending"}
-            for phase, due in due_times(cadence.load(cfg.rules_dir), anchor, case.opened_at, tz)
-        ]
-        if planned_rows:
-            session.execute(insert(FollowUp), planned_rows)
-        return len(planned_rows)
-    pending = session.scalars(
-        select(FollowUp).where(FollowUp.case_id == case.id, FollowUp.status == "pending")
-    ).all()
+    planned = due_times(cadence.load(cfg.rules_dir), anchor, case.opened_at, tz)
+    names = {phase.name for phase, _ in planned}
     existing = {
         f.phase: f for f in session.scalars(select(FollowUp).where(FollowUp.case_id == case.id))
     }
-    planned = due_times(cadence.load(cfg.rules_dir), anchor, case.opened_at, tz)
-    names = {phase.name for phase, _ in planned}
-    for row in pending:
-        if row.phase not in names and not row.phase.startswith("manual"):
+    for row in existing.values():
+        dropped = row.phase not in names and not row.phase.startswith("manual")
+        if row.status == "pending" and dropped:
             row.status = "cancelled"
-    count = 0
+    missing, count = [], 0
     for phase, due in planned:
         row = existing.get(phase.name)
         if row is None:
-            session.add(FollowUp(case_id=case.id, phase=phase.name, due_at=due, status="pending"))
-            count += 1
+            missing.append(
+                {"case_id": case.id, "phase": phase.name, "due_at": due, "status": "pending"}
+            )
         elif row.status == "pending":
             row.due_at = due
             count += 1
+    if missing:
+        session.execute(insert(FollowUp), missing)
     session.flush()
-    return count
+    return count + len(missing)
 
 
 def schedule_checkin(

@@ -84,6 +84,11 @@ class FilterContext:
     own_addresses: frozenset[str]
     rules: FilterRules
 
+    @classmethod
+    def for_mailbox(cls, own_address: str, rules_dir: Path) -> FilterContext:
+        """The context of the daemon's mailbox (the pipeline's, and its read-ahead workers')."""
+        return cls(frozenset({own_address.lower()}), FilterRules.load(rules_dir))
+
 
 Check = Callable[[ParsedMessage, FilterContext], None]
 

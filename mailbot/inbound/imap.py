@@ -94,9 +94,10 @@ class ImapSource:
         except NETWORK_ERRORS as exc:
             raise MailboxError(f"{where}: cannot connect: {exc}") from None
         try:
-            if password is None:
+            if o.auth == "oauth2":
                 self.token = oauth.imap_login(client, oauth.tokens(self.cfg), o.username)
             else:
+                assert password is not None  # read above, or connect() already failed
                 client.login(o.username, password)
             info = client.select_folder(o.folder)
             if o.after == "move" and not client.folder_exists(o.processed_folder):

@@ -85,10 +85,7 @@ class Pipeline:
 
     @cached_property
     def filter_context(self) -> filters.FilterContext:
-        own = {self.cfg.mailbot.address.lower()}
-        return filters.FilterContext(
-            own_addresses=frozenset(own), rules=filters.FilterRules.load(self.cfg.rules_dir)
-        )
+        return filters.FilterContext.for_mailbox(self.cfg.mailbot.address, self.cfg.rules_dir)
 
     def process(self, ledger_id: int, read: Read | None = None) -> Outcome:
         """Handle one ledger row; ``read`` is its extraction made ahead (``reader.Reader``)."""

@@ -67,10 +67,7 @@ class _Work:
 
         extraction.preload(rules_dir)
         self.rules_dir = rules_dir
-        self.filters = filters.FilterContext(
-            own_addresses=frozenset({own_address.lower()}),
-            rules=filters.FilterRules.load(rules_dir),
-        )
+        self.filters = filters.FilterContext.for_mailbox(own_address, rules_dir)
 
     def __call__(self, items: Sequence[Item]) -> dict[int, Read]:
         from mailbot.inbound.extraction import extract, extract_many

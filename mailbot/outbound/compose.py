@@ -134,14 +134,12 @@ def _addresses(addresses: Sequence[str]) -> str:
 
 def _header(name: str, value: str) -> bytes:
     """One header, RFC 2047-encoded if it is not ASCII, folded at 78 characters, CRLF."""
-    if value.isascii() and len(name) + 2 + len(value) <= 78:
+    plain = value.isascii()
+    if plain and len(name) + 2 + len(value) <= 78:
         return f"{name}: {value}\r\n".encode()
-    if value.isascii():
-        folded = Header(value, "us-ascii", header_name=name).encode(
-            splitchars=" ,", maxlinelen=78, linesep="\r\n"
-        )
-    else:
-        folded = Header(value, "utf-8", header_name=name).encode(maxlinelen=78, linesep="\r\n")
+    folded = Header(value, "us-ascii" if plain else "utf-8", header_name=name).encode(
+        splitchars=" ,", maxlinelen=78, linesep="\r\n"
+    )
     return f"{name}: {folded}\r\n".encode()
 
 
