@@ -35,8 +35,8 @@ def imap_config(
 ) -> Path:
     """A config for the mvai@mvai.test mailbox on the test bed, sending through ``smtp_port``.
 
-    ``imap_extra`` and ``smtp_extra`` are option lines added to those sections (write_config
-    cannot override an option a section already has)."""
+    ``imap_extra`` and ``smtp_extra`` are option lines added to those sections; ``extra`` may
+    also repeat a section, and its options replace these (write_config merges by key)."""
     return write_config(
         folder,
         f"""
@@ -97,6 +97,7 @@ class MailbotProcess:
             if self.proc.poll() is not None:
                 raise AssertionError(f"mailbot exited {self.proc.returncode}:\n{self.log()}")
             time.sleep(0.1)
+        self.kill()  # a daemon that never connected is not left running
         raise AssertionError(f"mailbot did not connect in {ready_timeout}s:\n{self.log()}")
 
     def log(self) -> str:

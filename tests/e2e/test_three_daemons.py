@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import email
 import json
-import os
 import re
 import subprocess
 import sys
@@ -41,6 +40,7 @@ import psycopg
 import pytest
 
 from mailbot import db
+from tests.e2e.conftest import _unavailable
 from tests.e2e.daemon import PASSWORD, MailbotProcess, imap_config, mid, wait_for
 from tests.pg import Postgres, pg_binary
 from tests.testbed import Dovecot, SmtpRelay
@@ -68,13 +68,6 @@ KILL_AT = 200  # cases opened when the mailbox holder is killed
 TAKEOVER = 60.0  # seconds: the issue's bound for another daemon to take the mailbox
 HOLDS = "this worker now holds the mailbox"
 OTHER_HOLDS = "another worker holds the mailbox"
-
-
-def _unavailable(reason: str) -> None:
-    """Skip locally, fail in CI (as tests/e2e/conftest.py does for Dovecot and Postfix)."""
-    if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
-        pytest.fail(f"{reason} (CI is set, so this is a failure, not a skip)", pytrace=False)
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")

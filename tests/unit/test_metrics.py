@@ -192,7 +192,12 @@ def test_daemon_serves_metrics_and_json_logs_and_stops_serving_on_sigterm(tmp_pa
         assert values["mailbot_loop_last_success_timestamp_seconds"] > time.time() - 60
     finally:
         proc.send_signal(signal.SIGTERM)
-        code = proc.wait(timeout=30)
+        try:
+            code = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()  # never left running by a failed test
+            proc.wait()
+            raise
     assert code == 0, log_path.read_text()
     assert scrape() is None  # the endpoint went away with the daemon
 
