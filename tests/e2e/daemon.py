@@ -97,7 +97,6 @@ class MailbotProcess:
             if self.proc.poll() is not None:
                 raise AssertionError(f"mailbot exited {self.proc.returncode}:\n{self.log()}")
             time.sleep(0.1)
-        self.kill()  # a daemon that never connected is not left running
         raise AssertionError(f"mailbot did not connect in {ready_timeout}s:\n{self.log()}")
 
     def log(self) -> str:
