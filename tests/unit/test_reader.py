@@ -1,11 +1,13 @@
 """Reading requests ahead in worker processes (mailbot.inbound.reader): the same fields as in
 process, and one bad request (hangs, kills its worker, eats memory) is quarantined alone while
-the rest of its batch goes on. Real spawned workers with the real model; no mocks."""
+the rest of its batch goes on. Real worker processes (forked from the fork server)
+with the real model; no mocks."""
 
 from __future__ import annotations
 
 import json
 import logging
+import sys
 from collections.abc import Callable
 
 import pytest
@@ -19,7 +21,7 @@ from mailbot.inbound.extraction import extract
 from mailbot.inbound.ledger import RawMail
 from mailbot.inbound.parse import parse
 from mailbot.inbound.pipeline import Pipeline
-from mailbot.inbound.reader import Reader
+from mailbot.inbound.reader import PRELOAD, Reader
 from mailbot.models import Case, InboundMessage
 from tests.conftest import request_message
 
@@ -178,3 +180,36 @@ def test_a_worker_logs_in_the_daemons_format_and_redacts_addresses(
         assert (fields["level"], fields["logger"]) == ("WARNING", "mailbot.inbound.reader")
     else:
         assert " WARNING mailbot.inbound.reader: reading ahead for" in line
+
+
+def _memory_kb(pid: int) -> dict[str, int]:
+    fields = {}
+    with open(f"/proc/{pid}/smaps_rollup") as lines:
+        for line in lines:
+            name, _, rest = line.partition(":")
+            if rest.strip().endswith("kB"):
+                fields[name] = int(rest.split()[0])
+    return fields
+
+
+def test_workers_share_one_copy_of_the_model(make_cfg: Callable[..., Config]) -> None:
+    """Workers are forked from a server that loaded the model: its pages are shared (dirty,
+    as they were written when loading), not loaded again by each worker. Spawned workers that
+    load their own model share nothing but read-only library files."""
+    cfg = make_cfg("[extraction]\nworkers = 2\nbatch_size = 1\n")
+    factory = _database(cfg)
+    ids = _store(factory, [request_message(body=b) for b in BODIES])
+    reader = _reader(cfg, factory)
+    try:
+        reads = dict(reader.read(ids))
+        memory = [_memory_kb(w.proc.pid) for w in reader.workers if w.proc is not None]
+    finally:
+        reader.close()
+    assert all(r is not None and r.extraction is not None for r in reads.values())
+    # only the fork server imports the preload (here it would load the model and reset logging)
+    assert PRELOAD not in sys.modules
+    assert len(memory) == 2
+    for each in memory:
+        # the model, vocabulary and gazetteer: about 100 MB loaded once in the fork server
+        assert each["Shared_Dirty"] > 60_000, each
+        assert each["Private_Dirty"] < each["Shared_Dirty"], each
