@@ -44,12 +44,15 @@ def next_ref(session: Session, year: int) -> str:
     """The next case reference of ``year``; the row lock serialises concurrent workers."""
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    session.execute(insert(CaseSequence).values(year=year, last=0).on_conflict_do_nothing())
-    seq = session.get(CaseSequence, year, with_for_update=True, populate_existing=True)
-    assert seq is not None
-    seq.last += 1
-    session.flush()
-    return f"MVAI-{year}-{seq.last:04d}"
+    # one upsert: the year's row is created at 1 or counted up, and the new number returned
+    statement = insert(CaseSequence).values(year=year, last=1)
+    last = session.scalar(
+        statement.on_conflict_do_update(
+            index_elements=[CaseSequence.year], set_={"last": CaseSequence.last + 1}
+        ).returning(CaseSequence.last)
+    )
+    assert last is not None
+    return f"MVAI-{year}-{last:04d}"
 
 
 def automatic_mails_today(session: Session, address: str) -> int:

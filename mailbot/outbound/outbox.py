@@ -51,22 +51,26 @@ def _send_one(
 ) -> OutboundMessage | None:
     """Send one row in the transaction that marks it sent; None if another worker has it."""
     with transaction(factory) as session:
-        locked = session.scalars(
-            select(OutboundMessage.id)
-            .where(OutboundMessage.id == row_id, OutboundMessage.status == "pending")
-            .with_for_update(skip_locked=True)
-        ).first()
-        if locked is None:
-            return None
-        taken = session.execute(
+        if session.get_bind().dialect.name == "postgresql":
+            # another worker sending this row holds its lock: pass it by rather than wait for
+            # that worker's SMTP round trip (SQLite has one writer at a time anyway)
+            locked = session.scalars(
+                select(OutboundMessage.id)
+                .where(OutboundMessage.id == row_id, OutboundMessage.status == "pending")
+                .with_for_update(skip_locked=True)
+            ).first()
+            if locked is None:
+                return None
+        # the conditional UPDATE takes the row and RETURNING loads it, in one statement
+        row = session.scalars(
             update(OutboundMessage)
             .where(OutboundMessage.id == row_id, OutboundMessage.status == "pending")
             .values(status="sent", sent_at=now, attempts=OutboundMessage.attempts + 1)
-        )
-        if taken.rowcount != 1:
+            .returning(OutboundMessage),
+            execution_options={"populate_existing": True},
+        ).first()
+        if row is None:
             return None
-        row = session.get(OutboundMessage, row_id, populate_existing=True)
-        assert row is not None
         transport.send(row)
         return row
 
