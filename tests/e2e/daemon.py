@@ -79,7 +79,10 @@ class MailbotProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.env = {**os.environ, "MVAI_TEST_IMAP_PASSWORD": PASSWORD, "PYTHONUNBUFFERED": "1"}
 
-    def start(self, ready_timeout: float = 30.0) -> None:
+    def start(self, ready_timeout: float = 30.0, keep_if_not_ready: bool = False) -> None:
+        """Start the daemon and wait for "imap: connected". A daemon that has not connected by
+        then is killed (so no test leaves one running) unless ``keep_if_not_ready``: a test
+        that expects it to keep retrying stops it itself."""
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
@@ -97,6 +100,9 @@ class MailbotProcess:
             if self.proc.poll() is not None:
                 raise AssertionError(f"mailbot exited {self.proc.returncode}:\n{self.log()}")
             time.sleep(0.1)
+        if not keep_if_not_ready:
+            self.proc.kill()
+            self.proc.wait(10)
         raise AssertionError(f"mailbot did not connect in {ready_timeout}s:\n{self.log()}")
 
     def log(self) -> str:

@@ -211,7 +211,7 @@ def test_system_cas_refuse_the_test_imap_server(
     proc = mailbot(config)
     try:
         with pytest.raises(AssertionError, match="did not connect"):
-            proc.start(ready_timeout=5)
+            proc.start(ready_timeout=5, keep_if_not_ready=True)
         assert proc.proc is not None and proc.proc.poll() is None, "the daemon gave up"
     finally:
         assert proc.stop() == 0, proc.log()
