@@ -190,6 +190,51 @@ def tree_rss_kb(pid: int) -> dict[str, int]:
     return total
 
 
+def memory_by_process(pid: int) -> list[tuple[str, int, int]]:
+    """(role, PSS kB, private kB) of pid and each descendant: the daemon, multiprocessing's
+    fork server and resource tracker, and the extraction workers (children of the server)."""
+    rows = []
+    server = 0
+    for each in [pid, *descendants(pid)]:
+        try:
+            cmdline = Path(f"/proc/{each}/cmdline").read_bytes()
+            parent = int(Path(f"/proc/{each}/stat").read_text().rpartition(")")[2].split()[1])
+            fields = {}
+            for line in Path(f"/proc/{each}/smaps_rollup").read_text().splitlines()[1:]:
+                key, _, rest = line.partition(":")
+                fields[key] = int(rest.split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+        if each == pid:
+            role = "daemon"
+        elif parent == server:
+            role = "extraction worker"
+        elif b"forkserver" in cmdline:
+            role, server = "fork server (model loaded once)", each
+        elif b"resource_tracker" in cmdline:
+            role = "resource tracker"
+        else:
+            role = "other child"
+        private = fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0)
+        rows.append((role, fields.get("Pss", 0), private))
+    return rows
+
+
+def tree_pss_kb(pid: int) -> int:
+    """Proportional set size summed over pid and its descendants, in kB: each shared page
+    counted once in all (split between its sharers), unlike summed RSS. This is the memory the
+    daemon and its workers take from the machine, the model shared by the forked workers
+    included once."""
+    total = 0
+    for each in [pid, *descendants(pid)]:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{each}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+                    break
+    return total
+
+
 @contextlib.contextmanager
 def database(kind: str) -> Iterator[str]:
     """Where write_config puts the daemon's database: "sqlite" (a file in the run's folder),

@@ -20,6 +20,9 @@ def test_backlog_benchmark_runs_and_accounts_for_every_request():
         "mailbot as % of ceiling",
         "CPU per request: daemon process",
         "extraction worker process(es)",
-        "peak RSS (VmHWM) during backlog",
+        "peak memory during backlog, PSS summed",
     ):
         assert re.search(rf"\|\s+{re.escape(row)}[^|]*\|\s+\S", out), (row, out)
+    # the PSS was read: the daemon and a worker with the model loaded take over 100 MB
+    peak = re.search(r"peak memory during backlog, PSS[^|]*\|\s+(\d+) MB", out)
+    assert peak is not None and int(peak.group(1)) > 100, out
