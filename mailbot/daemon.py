@@ -165,8 +165,8 @@ class Daemon:
             self.send_digests()
 
     def step(self) -> int:
-        """One round: poll, process the ledger, send. Returns how many messages were handled."""
-        self._fetch()
+        """One round: process the ledger, fetching new mail whenever no pending row is left
+        (``_pending``), and wake the sender. Returns how many messages were handled."""
         handled = 0
         for ledger_id, read in self.reader.read(self._pending()):
             if self.stop.is_set():
