@@ -50,21 +50,19 @@ def _send_one(
     factory: sessionmaker[Session], transport: Transport, row_id: int, now: datetime
 ) -> OutboundMessage | None:
     """Send one row in the transaction that marks it sent; None if another worker has it."""
+    # One statement takes the row and loads it (RETURNING). A row another worker is sending
+    # is locked: SKIP LOCKED passes it by rather than wait for that worker's SMTP round trip
+    # (SQLite, one writer at a time, has no row locks and leaves the clause out).
+    free = (
+        select(OutboundMessage.id)
+        .where(OutboundMessage.id == row_id, OutboundMessage.status == "pending")
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
     with transaction(factory) as session:
-        if session.get_bind().dialect.name == "postgresql":
-            # another worker sending this row holds its lock: pass it by rather than wait for
-            # that worker's SMTP round trip (SQLite has one writer at a time anyway)
-            locked = session.scalars(
-                select(OutboundMessage.id)
-                .where(OutboundMessage.id == row_id, OutboundMessage.status == "pending")
-                .with_for_update(skip_locked=True)
-            ).first()
-            if locked is None:
-                return None
-        # the conditional UPDATE takes the row and RETURNING loads it, in one statement
         row = session.scalars(
             update(OutboundMessage)
-            .where(OutboundMessage.id == row_id, OutboundMessage.status == "pending")
+            .where(OutboundMessage.id == free)
             .values(status="sent", sent_at=now, attempts=OutboundMessage.attempts + 1)
             .returning(OutboundMessage),
             execution_options={"populate_existing": True},
