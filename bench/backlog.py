@@ -57,7 +57,6 @@ from bench.harness import (  # noqa: E402
     table,
     testbed,
     tree_cpu_seconds,
-    tree_pss_kb,
     tree_rss_kb,
     uptime,
     wait_for_log,
@@ -321,6 +320,7 @@ def main() -> None:
             rss_full: dict[str, int] = {}
             pss_peak = pss_half = pss_2k = pss_full = 0
             by_process: list[tuple[str, int, int]] = []
+            sample: list[tuple[str, int, int]] = []
             at_peak: tuple[int, list[tuple[str, int, int]]] = (0, [])
             pss_next = 0.0  # smaps_rollup walks every mapping: sampled every 0.5 s, not 0.1
             half_at = full_at = 0.0
@@ -338,19 +338,18 @@ def main() -> None:
                     alerts += mid.startswith("alert.")
                 now = time.monotonic()
                 rss = tree_rss_kb(pid)
-                marks = (not rss_2k and n > 2000 and acks >= 2000) or (
-                    not rss_half and acks >= n // 2
-                )
+                at_2k = not rss_2k and n > 2000 and acks >= 2000
+                at_half = not rss_half and acks >= n // 2
                 pss = 0
-                if now >= pss_next or marks or acks >= n:
-                    pss, pss_next = tree_pss_kb(pid), now + 0.5
+                if now >= pss_next or at_2k or at_half or acks >= n:
+                    sample = memory_by_process(pid)
+                    pss, pss_next = sum(p for _, p, _ in sample), now + 0.5
                     if pss > pss_peak:
-                        pss_peak, at_peak = pss, (acks, memory_by_process(pid))
-                if not rss_2k and n > 2000 and acks >= 2000:
+                        pss_peak, at_peak = pss, (acks, sample)
+                if at_2k:
                     rss_2k, pss_2k = rss, pss
-                if not rss_half and acks >= n // 2:
-                    rss_half, pss_half, half_at = rss, pss, now
-                    by_process = memory_by_process(pid)
+                if at_half:
+                    rss_half, pss_half, half_at, by_process = rss, pss, now, sample
                 if acks >= n:
                     rss_full, pss_full, full_at = rss, pss, now
                     cpu_end = cpu_snapshot(pid, dovecot)

@@ -192,7 +192,9 @@ def tree_rss_kb(pid: int) -> dict[str, int]:
 
 def memory_by_process(pid: int) -> list[tuple[str, int, int]]:
     """(role, PSS kB, private kB) of pid and each descendant: the daemon, multiprocessing's
-    fork server and resource tracker, and the extraction workers (children of the server)."""
+    fork server and resource tracker, and the extraction workers (children of the server).
+    Summed, the PSS counts each shared page once (split between its sharers), unlike summed
+    RSS: the memory the daemon takes from the machine, the workers' shared model once."""
     rows = []
     server = 0
     for each in [pid, *descendants(pid)]:
@@ -218,21 +220,6 @@ def memory_by_process(pid: int) -> list[tuple[str, int, int]]:
         private = fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0)
         rows.append((role, fields.get("Pss", 0), private))
     return rows
-
-
-def tree_pss_kb(pid: int) -> int:
-    """Proportional set size summed over pid and its descendants, in kB: each shared page
-    counted once in all (split between its sharers), unlike summed RSS. This is the memory the
-    daemon and its workers take from the machine, the model shared by the forked workers
-    included once."""
-    total = 0
-    for each in [pid, *descendants(pid)]:
-        with contextlib.suppress(OSError):
-            for line in Path(f"/proc/{each}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    total += int(line.split()[1])
-                    break
-    return total
 
 
 @contextlib.contextmanager

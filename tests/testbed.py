@@ -113,14 +113,23 @@ def lmtp_deliver(
     """
     try:
         with smtplib.LMTP(LOOPBACK, port, timeout=timeout) as client:
-            client.sendmail(mail_from, [rcpt], data)
+            return lmtp_transaction(client, mail_from, rcpt, data)
+    except (OSError, smtplib.SMTPException) as error:
+        return 451, f"4.4.1 LMTP server unreachable: {error}"
+
+
+def lmtp_transaction(
+    client: smtplib.LMTP, mail_from: str, rcpt: str, data: bytes
+) -> tuple[int, str]:
+    """One delivery on an open LMTP connection: the server's (code, text) for rcpt. A broken
+    connection raises (OSError or SMTPException) for the caller to handle."""
+    try:
+        client.sendmail(mail_from, [rcpt], data)
     except smtplib.SMTPRecipientsRefused as refused:
         code, text = refused.recipients[rcpt]
         return code, text.decode(errors="replace")
     except smtplib.SMTPResponseException as error:
         return error.smtp_code, error.smtp_error.decode(errors="replace")
-    except (OSError, smtplib.SMTPException) as error:
-        return 451, f"4.4.1 LMTP server unreachable: {error}"
     return 250, "2.0.0 Delivered"
 
 
@@ -906,25 +915,19 @@ class SmtpRelay:
         self, client: smtplib.LMTP | None, mail_from: str, rcpt: str, data: bytes
     ) -> tuple[int, str, smtplib.LMTP | None]:
         """Deliver over the courier's connection (opened, or opened again once, as needed)."""
-        for attempt in (1, 2):
+        error: Exception | None = None
+        for _attempt in range(2):
             try:
                 if client is None:
                     client = smtplib.LMTP(LOOPBACK, self.dovecot.lmtp_port, timeout=10)
-                client.sendmail(mail_from, [rcpt], data)
-                return 250, "2.0.0 Delivered", client
-            except smtplib.SMTPRecipientsRefused as refused:
-                code, text = refused.recipients[rcpt]
-                return code, text.decode(errors="replace"), client
-            except smtplib.SMTPResponseException as error:
-                return error.smtp_code, error.smtp_error.decode(errors="replace"), client
-            except (OSError, smtplib.SMTPException) as error:  # the connection broke
-                with contextlib.suppress(OSError):
-                    if client is not None:
+                return (*lmtp_transaction(client, mail_from, rcpt, data), client)
+            except (OSError, smtplib.SMTPException) as broken:
+                error = broken
+                if client is not None:
+                    with contextlib.suppress(OSError):
                         client.close()
                 client = None
-                if attempt == 2:
-                    return 451, f"4.4.1 LMTP server unreachable: {error}", None
-        raise AssertionError("unreachable")
+        return 451, f"4.4.1 LMTP server unreachable: {error}", None
 
     def _authenticate(
         self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any

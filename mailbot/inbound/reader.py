@@ -51,7 +51,7 @@ WORK = "mailbot.inbound.reader:_Work"
 PRELOAD = "mailbot.inbound.reader_preload"  # what the fork server imports
 PRELOAD_RULES_ENV = "MAILBOT_READER_RULES"  # and reads from its environment
 PRELOAD_LOG_FORMAT_ENV = "MAILBOT_READER_LOG_FORMAT"
-READY_TIMEOUT = 300.0  # loading the model in a fresh worker (a few seconds when idle)
+READY_TIMEOUT = 300.0  # the fork server loading the model for the first worker (seconds)
 
 Item = tuple[int, bytes]  # (ledger id, raw message)
 LoadRaw = Callable[[Sequence[int]], list[Item]]
