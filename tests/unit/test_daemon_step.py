@@ -37,4 +37,6 @@ def test_a_round_polls_when_the_ledger_runs_dry_and_an_idle_round_polls_once(
         assert polls == [3, 0]  # fetched when dry; looked again once the three were handled
     finally:
         daemon.reader.close()
+        if daemon.mailbox_lock is not None:  # PostgreSQL: taken at the first round
+            daemon.mailbox_lock.release()
         daemon.engine.dispose()
