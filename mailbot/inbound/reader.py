@@ -189,6 +189,7 @@ class _Worker:
         self.proc: BaseProcess | None = None
         self.conn: Connection | None = None
         self.ready = False
+        self.failed: _Failed | None = None  # the start ``send`` tried failed: ``answer`` says so
 
     def start(self) -> None:
         ctx = _context(self.cfg)
@@ -207,14 +208,24 @@ class _Worker:
             name=f"mailbot-reader-{self.number}",
             daemon=True,
         )
-        self.proc.start()
+        try:
+            self.proc.start()
+        except Exception as exc:  # fork() refused (memory, process limit), fork server gone
+            parent.close()
+            child.close()
+            self.proc = None
+            raise _Failed(f"reader worker not created ({exc})", starting=True) from None
         child.close()
         self.conn, self.ready = parent, False
 
     def send(self, seq: int, items: Sequence[Item]) -> None:
         if self.proc is None or not self.proc.is_alive():
             self.stop()
-            self.start()
+            try:
+                self.start()
+            except _Failed as exc:
+                self.failed = exc
+                return
         assert self.conn is not None
         try:
             self.conn.send((seq, list(items)))
@@ -223,6 +234,9 @@ class _Worker:
 
     def answer(self, seq: int, timeout: float) -> dict[int, Read]:
         """The answer to job ``seq`` (older answers, of an abandoned read, are dropped)."""
+        if self.failed is not None:
+            failed, self.failed = self.failed, None
+            raise failed
         assert self.conn is not None
         if not self.ready:
             self._receive(READY_TIMEOUT, "starting")
@@ -261,7 +275,7 @@ class _Worker:
                 self.proc.join(5.0)
         if self.conn is not None:
             self.conn.close()
-        self.proc, self.conn, self.ready = None, None, False
+        self.proc, self.conn, self.ready, self.failed = None, None, False, None
 
 
 class Reader:

@@ -159,6 +159,37 @@ def test_a_worker_that_cannot_start_leaves_reading_to_the_daemon(
     assert "extraction worker cannot start" in caplog.text
 
 
+def test_a_worker_process_that_cannot_be_created_leaves_reading_to_the_daemon(
+    make_cfg: Callable[..., Config],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """fork() failing (no memory, process limit) at the first start and at every restart:
+    the messages are read in the daemon's process, and read() does not raise."""
+    from multiprocessing.context import ForkServerProcess
+
+    def no_fork(process_obj: object) -> None:
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(ForkServerProcess, "_Popen", staticmethod(no_fork))
+    cfg = make_cfg("[extraction]\nworkers = 2\nbatch_size = 1\n")
+    factory = _database(cfg)
+    ids = _store(factory, [request_message(body=body) for body in BODIES])
+    reader = _reader(cfg, factory)
+    caplog.set_level(logging.WARNING)
+    try:
+        reader.start()
+        got = list(reader.read(ids))
+    finally:
+        reader.close()
+    assert [i for i, _ in got] == ids
+    agencies = [r.extraction.agency if r and r.extraction else None for _, r in got]
+    assert agencies[0] == "Harlan Police Department"
+    assert all(agencies), agencies
+    assert "extraction worker cannot start" in caplog.text
+    assert "Resource temporarily unavailable" in caplog.text
+
+
 @pytest.mark.parametrize("log_format", ["json", "text"])
 def test_a_worker_logs_in_the_daemons_format_and_redacts_addresses(
     make_cfg: Callable[..., Config], capfd: pytest.CaptureFixture[str], log_format: str
