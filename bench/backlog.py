@@ -265,6 +265,9 @@ def main() -> None:
     parser.add_argument(
         "--workers", type=int, default=1, help="[extraction] workers (0: in the daemon)"
     )
+    parser.add_argument(
+        "--batch-size", type=int, default=0, help="[extraction] batch_size (default: mailbot's)"
+    )
     parser.add_argument("--timeout", type=float, default=0, help="seconds (default N/4 + 120)")
     parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument(
@@ -298,7 +301,9 @@ def main() -> None:
         load_s = time.monotonic() - started
         print(f"{n} requests from {len(senders)} senders delivered over LMTP in {load_s:.1f}s")
 
-        proc = mailbot_process(work, dovecot, relay, f"\n[extraction]\nworkers = {args.workers}\n")
+        batch = f"batch_size = {args.batch_size}\n" if args.batch_size else ""
+        extraction = f"\n[extraction]\nworkers = {args.workers}\n{batch}"
+        proc = mailbot_process(work, dovecot, relay, extraction)
         spawned, offset = spawn(proc)
         assert proc.proc is not None
         pid = proc.proc.pid
@@ -402,7 +407,9 @@ def main() -> None:
     rows = [
         ["measurement", "value"],
         [
-            f"mailbot backlog throughput{tag}, extraction workers = {args.workers}, "
+            f"mailbot backlog throughput{tag}, extraction workers = {args.workers}"
+            + (f" (batch {args.batch_size})" if args.batch_size else "")
+            + ", "
             f"{args.database}",
             f"{rate:.1f} msg/s ({n} in {elapsed:.1f} s)",
         ],

@@ -24,6 +24,7 @@ fails alone gets ``Read.error``: the pipeline quarantines it with that reason.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import importlib
 import itertools
 import logging
@@ -51,6 +52,7 @@ WORK = "mailbot.inbound.reader:_Work"
 PRELOAD = "mailbot.inbound.reader_preload"  # what the fork server imports
 PRELOAD_RULES_ENV = "MAILBOT_READER_RULES"  # and reads from its environment
 PRELOAD_LOG_FORMAT_ENV = "MAILBOT_READER_LOG_FORMAT"
+IDLE_TRIM_SECONDS = 1.0  # a worker with no job for this long gives its freed memory back
 READY_TIMEOUT = 300.0  # the fork server loading the model for the first worker (seconds)
 
 Item = tuple[int, bytes]  # (ledger id, raw message)
@@ -95,7 +97,7 @@ class _Work:
         if not todo:
             return out
         try:
-            done = extract_many([m for _, m in todo], self.rules_dir, batch_size=len(todo))
+            done = extract_many([m for _, m in todo], self.rules_dir)
         except Exception:  # find the one that fails: each alone
             for ledger_id, msg in todo:
                 try:
@@ -107,6 +109,19 @@ class _Work:
         for (ledger_id, _), fields in zip(todo, done, strict=True):
             out[ledger_id] = Read(fields)
         return out
+
+
+def _release_freed_memory() -> Callable[[], object]:
+    """What gives freed memory back to the system: glibc's ``malloc_trim``. glibc keeps the
+    heap pages a job freed (large blocks too, once its mmap threshold has risen), so an idle
+    worker would hold its largest job's memory: a long message, or a hand-over of long ones.
+    A no-op where the C library has no malloc_trim."""
+    try:
+        malloc_trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return lambda: None
+    malloc_trim.argtypes = [ctypes.c_size_t]
+    return lambda: malloc_trim(0)
 
 
 def _serve(
@@ -129,11 +144,16 @@ def _serve(
 
     # the daemon's redacting formatter (no addresses, no secrets), in its format
     setup_logging("WARNING", log_format)
+    trim = _release_freed_memory()
     module, _, name = work.partition(":")
     worker = getattr(importlib.import_module(module), name)(Path(rules_dir), own_address)
     try:
         conn.send(("ready", os.getpid()))
+        trimmed = True
         while True:
+            if not trimmed and not conn.poll(IDLE_TRIM_SECONDS):
+                trim()  # idle now: not after every job (the heap would grow back each time)
+                trimmed = True
             job = conn.recv()
             if job is None:
                 return
@@ -143,6 +163,7 @@ def _serve(
             except MemoryError:
                 answer = "out of memory"
             conn.send((seq, answer))
+            trimmed = False
     except (EOFError, OSError):  # the daemon is gone (or stopped us): so are we
         return
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from collections.abc import Callable
 
 import pytest
@@ -244,3 +245,31 @@ def test_workers_share_one_copy_of_the_model(make_cfg: Callable[..., Config]) ->
         # the model, vocabulary and gazetteer: about 100 MB loaded once in the fork server
         assert each["Shared_Dirty"] > 60_000, each
         assert each["Private_Dirty"] < each["Shared_Dirty"], each
+
+
+def test_an_idle_worker_gives_a_long_requests_memory_back(
+    make_cfg: Callable[..., Config],
+) -> None:
+    """A request near the 20,000-character cap leaves about 10 MB of freed heap pages in the
+    worker, which glibc keeps unless told to trim. Once the worker has been idle for a second
+    it trims, and its private memory falls back (without the trim it stays within 4 kB)."""
+    cfg = make_cfg("[extraction]\nworkers = 1\n")
+    factory = _database(cfg)
+    long_body = " ".join([BODIES[1]] * 200)[:19_000]
+    ids = _store(factory, [request_message(body=long_body)])
+    reader = _reader(cfg, factory)
+    try:
+        [(_, read)] = list(reader.read(ids))
+        [worker] = reader.workers
+        assert worker.proc is not None
+        after_job = _memory_kb(worker.proc.pid)["Private_Dirty"]
+        deadline = time.monotonic() + 15
+        idle = after_job
+        while time.monotonic() < deadline and after_job - idle < 5_000:
+            time.sleep(0.2)
+            idle = _memory_kb(worker.proc.pid)["Private_Dirty"]
+    finally:
+        reader.close()
+    assert read is not None and read.extraction is not None
+    assert after_job - idle >= 5_000, (after_job, idle)
+

@@ -35,6 +35,11 @@ from mailbot.inbound.extraction.quantities import casualties
 from mailbot.inbound.parse import ParsedMessage
 
 MAX_CHARS = 20_000
+# Documents per nlp.pipe batch. The model's tok2vec holds about 16 KB per token of a batch
+# until the batch is done (3 MB for a 180-token request), and its speed per document is the
+# same from 2 to 64 documents a batch (BENCHMARKS.md, session 5): small batches keep a
+# worker's working memory small, and under glibc's mmap threshold (no page faults).
+PIPE_BATCH = 4
 SUBJECT_CHARS = 300  # a longer subject is noise, and spaCy time grows with it
 REVIEW_BELOW = 0.5
 REVIEWED_FIELDS = (
@@ -191,9 +196,10 @@ def extract(
 
 
 def extract_many(
-    msgs: Sequence[ParsedMessage], rules_dir: Path, batch_size: int = 64
+    msgs: Sequence[ParsedMessage], rules_dir: Path, batch_size: int = PIPE_BATCH
 ) -> list[Extraction]:
-    """Extract a batch: one ``nlp.pipe`` over all texts, then the rules per message."""
+    """Extract a batch: ``nlp.pipe`` over all texts (``batch_size`` documents at a time),
+    then the rules per message."""
     pipeline = nlp.load(rules_dir)
     prepared = [text.prepare(m.text[:MAX_CHARS]) for m in msgs]
     docs = pipeline.pipe(
