@@ -263,7 +263,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--profile", action="store_true", help="sample the daemon with py-spy")
     parser.add_argument(
-        "--workers", type=int, default=1, help="[extraction] workers (0: in the daemon)"
+        "--workers", type=int, default=2, help="[extraction] workers (0: in the daemon)"
     )
     parser.add_argument(
         "--batch-size", type=int, default=0, help="[extraction] batch_size (default: mailbot's)"

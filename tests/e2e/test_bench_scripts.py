@@ -16,7 +16,7 @@ def test_backlog_benchmark_runs_and_accounts_for_every_request():
     assert "'cases': 12" in out and "'outbox ack sent': 12" in out, out
     assert "'outbox alert sent': 12" in out, out
     for row in (
-        "mailbot backlog throughput, extraction workers = 1, sqlite",
+        "mailbot backlog throughput, extraction workers = 2, sqlite",
         "mailbot as % of ceiling",
         "CPU per request: daemon process",
         "extraction worker process(es)",

@@ -34,6 +34,15 @@ def test_example_config_documents_every_option():
             assert f"\n{name} = " in text, f"[{section}] {name} missing from the example"
 
 
+@pytest.mark.parametrize(("cores", "workers"), [({0}, 1), ({0, 1}, 2), (set(range(8)), 2)])
+def test_extraction_workers_default_to_the_cores_there_are(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cores: set[int], workers: int
+):
+    monkeypatch.setattr(config.os, "sched_getaffinity", lambda pid: cores)
+    assert load_text(tmp_path, "[extraction]\nbatch_size = 8\n").extraction.workers == workers
+    assert load_text(tmp_path, "[extraction]\nworkers = 1\n").extraction.workers == 1
+
+
 def test_defaults_without_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.chdir(tmp_path)
     cfg = config.load(None)
