@@ -272,4 +272,3 @@ def test_an_idle_worker_gives_a_long_requests_memory_back(
         reader.close()
     assert read is not None and read.extraction is not None
     assert after_job - idle >= 5_000, (after_job, idle)
-
