@@ -227,6 +227,22 @@ def cpu_rows(before: dict[str, float], after: dict[str, float], n: int) -> list[
     ]
 
 
+def halves_row(
+    start: dict[str, float], half: dict[str, float], end: dict[str, float], n: int
+) -> list[str]:
+    """CPU per request of the main processes, first half against second half."""
+
+    def part(a: dict[str, float], b: dict[str, float], count: int) -> str:
+        return "/".join(
+            f"{1000 * (b[k] - a[k]) / max(1, count):.1f}" for k in ("daemon", "workers", "dovecot")
+        )
+
+    return [
+        "  daemon/workers/Dovecot ms per request: first half | second half",
+        f"{part(start, half, n // 2)} | {part(half, end, n - n // 2)}",
+    ]
+
+
 def per_second(count: float, seconds: float) -> str:
     """count/seconds as "12.3 msg/s"; "-" when both ends fell in one 0.1 s sample (tiny N)."""
     return f"{count / seconds:.1f} msg/s" if seconds > 0 else "-"
@@ -355,6 +371,7 @@ def main() -> None:
                     rss_2k, pss_2k = rss, pss
                 if at_half:
                     rss_half, pss_half, half_at, by_process = rss, pss, now, sample
+                    cpu_half = cpu_snapshot(pid, dovecot)
                 if acks >= n:
                     rss_full, pss_full, full_at = rss, pss, now
                     cpu_end = cpu_snapshot(pid, dovecot)
@@ -470,6 +487,7 @@ def main() -> None:
             else []
         ),
         *cpu_rows(cpu_start, cpu_end, n),
+        halves_row(cpu_start, cpu_half, cpu_end, n),
         ["cases in database", str(counts.get("cases"))],
         [
             "load avg (1/5/15 min): before | at first poll | at last ack | after ceiling",
