@@ -149,11 +149,7 @@ def _serve(
     worker = getattr(importlib.import_module(module), name)(Path(rules_dir), own_address)
     try:
         conn.send(("ready", os.getpid()))
-        trimmed = True
         while True:
-            if not trimmed and not conn.poll(IDLE_TRIM_SECONDS):
-                trim()  # idle now: not after every job (the heap would grow back each time)
-                trimmed = True
             job = conn.recv()
             if job is None:
                 return
@@ -163,7 +159,8 @@ def _serve(
             except MemoryError:
                 answer = "out of memory"
             conn.send((seq, answer))
-            trimmed = False
+            if not conn.poll(IDLE_TRIM_SECONDS):
+                trim()  # idle now: not after every job (the heap would grow back each time)
     except (EOFError, OSError):  # the daemon is gone (or stopped us): so are we
         return
 
