@@ -6,6 +6,10 @@ N generated requests (bench/generate.py) are delivered into mvai@'s INBOX over D
 before the daemon starts. The clock runs from the daemon's first poll (log line
 "imap: connected") until the SmtpRelay has taken N acknowledgements (one per case, written in
 the case's own transaction, so N acks also means N open cases; checked in the database after).
+The relay answers 250 once it has queued a mail, like an MTA, and holds what it has taken
+until the clock stops; then it delivers everything into the recipients' Dovecot mailboxes and
+the run fails if one is missing. The acks go to the agencies' own mail servers in use, not to
+a server on mailbot's machine; --deliver during delivers at once, on the same two cores.
 Memory is the PSS (proportional set size) summed over the daemon and its children, sampled
 every 0.5 s and at N/2 and N acknowledgements: forked workers share the model's pages, which
 summed RSS would count once per worker. Summed RSS and VmHWM are printed beside it.
@@ -187,6 +191,14 @@ def ceiling(dovecot, rules: Path, n: int) -> dict[str, float]:  # type: ignore[n
     }
 
 
+def process_name(pid: int) -> str:
+    """The process's name (/proc/PID/comm), "" once it has gone."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
 def cpu_snapshot(daemon_pid: int, dovecot) -> dict[str, float]:  # type: ignore[no-untyped-def]
     """CPU seconds so far, per part of the run (see cpu_rows)."""
     own = os.times()
@@ -195,6 +207,7 @@ def cpu_snapshot(daemon_pid: int, dovecot) -> dict[str, float]:  # type: ignore[
         "daemon": cpu_seconds(daemon_pid),
         "workers": sum(cpu_seconds(pid) for pid in descendants(daemon_pid)),
         "dovecot": tree_cpu_seconds(dovecot.pids()),
+        "dovecot_imap": sum(cpu_seconds(p) for p in dovecot.pids() if process_name(p) == "imap"),
         "bench": own.user + own.system,
         "machine": busy,
         "machine_all": total,
@@ -216,6 +229,7 @@ def cpu_rows(before: dict[str, float], after: dict[str, float], n: int) -> list[
         ["CPU per request: daemon process (IMAP, database, compose, SMTP)", ms(d["daemon"])],
         ["  extraction worker process(es) (parse, filters, nlp.pipe, rules)", ms(d["workers"])],
         ["  Dovecot (IMAP, LMTP delivery of acks and alerts)", ms(d["dovecot"])],
+        ["    of which its imap processes (the daemon's session)", ms(d["dovecot_imap"])],
         ["  this script (the SMTP relay, RSS sampling)", ms(d["bench"])],
         ["  everything else on the machine", ms(rest)],
         [
@@ -284,6 +298,14 @@ def main() -> None:
     parser.add_argument(
         "--batch-size", type=int, default=0, help="[extraction] batch_size (default: mailbot's)"
     )
+    parser.add_argument(
+        "--deliver",
+        choices=["after", "during"],
+        default="after",
+        help="when the test relay delivers the acks and alerts it has taken into Dovecot: "
+        "after the clock stops (default: the clock stops at 'handed to SMTP'; the recipients' "
+        "mailboxes are other machines in use) or during the run (their delivery shares the cores)",
+    )
     parser.add_argument("--timeout", type=float, default=0, help="seconds (default N/4 + 120)")
     parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument(
@@ -320,6 +342,8 @@ def main() -> None:
         batch = f"batch_size = {args.batch_size}\n" if args.batch_size else ""
         extraction = f"\n[extraction]\nworkers = {args.workers}\n{batch}"
         proc = mailbot_process(work, dovecot, relay, extraction)
+        if args.deliver == "after":
+            relay.hold()
         spawned, offset = spawn(proc)
         assert proc.proc is not None
         pid = proc.proc.pid
@@ -395,6 +419,11 @@ def main() -> None:
                 seen += len(received)
                 alerts += sum((message_id(m.data) or "").startswith("alert.") for m in received)
                 time.sleep(0.1)
+            relay.release()
+            delivery_started = time.monotonic()
+            while not relay.drained() and time.monotonic() < delivery_started + timeout:
+                time.sleep(0.1)
+            delivered_s = time.monotonic() - delivery_started
         finally:
             if spy is not None:
                 spy.send_signal(signal.SIGINT)
@@ -406,7 +435,14 @@ def main() -> None:
         elapsed = full_at - connected
         rate = n / elapsed
         print(f"daemon exit code {code}; database: {counts}")
-        print(f"relay delivery failures: {len(relay.delivery_failures)}")
+        print(
+            f"relay: {len(relay.received)} mails taken, delivered into Dovecot "
+            + ("after the clock" if args.deliver == "after" else "during the run")
+            + f" (done {delivered_s:.1f} s after the alerts), "
+            f"{len(relay.delivery_failures)} delivery failures"
+        )
+        if not relay.drained() or relay.delivery_failures:
+            raise SystemExit("the relay did not deliver everything it took into Dovecot")
 
         started = time.monotonic()
         if args.ceiling:
@@ -426,8 +462,7 @@ def main() -> None:
         [
             f"mailbot backlog throughput{tag}, extraction workers = {args.workers}"
             + (f" (batch {args.batch_size})" if args.batch_size else "")
-            + ", "
-            f"{args.database}",
+            + f", {args.database}, mail delivered into Dovecot {args.deliver} the run",
             f"{rate:.1f} msg/s ({n} in {elapsed:.1f} s)",
         ],
         [

@@ -810,6 +810,9 @@ class SmtpRelay:
     same), so the benchmarks do not charge an LMTP session per RCPT to the daemon's run.
     Queued mail is delivered in order by one courier thread over one LMTP connection kept
     open between messages (opened again when it breaks), as Postfix's connection cache does.
+    hold() keeps queued mail from being delivered until release() (a benchmark whose clock
+    stops when the mail is handed to SMTP, not when it reaches the recipient's mailbox);
+    drained() tells when everything queued has been delivered or has failed.
     """
 
     def __init__(
@@ -841,6 +844,10 @@ class SmtpRelay:
             queue.SimpleQueue()
         )
         self._courier: threading.Thread | None = None
+        self._released = threading.Event()
+        self._released.set()
+        self._undelivered = 0  # queued, not yet delivered or failed
+        self._count_lock = threading.Lock()
         self._controller: Controller | None = None
 
     @property
@@ -875,6 +882,7 @@ class SmtpRelay:
             self._controller.stop()
             self._controller = None
         if self._courier is not None:
+            self._released.set()  # what is held is delivered before the courier ends
             self._queued.put(None)  # after what is queued
             self._courier.join(30)
             self._courier = None
@@ -891,21 +899,37 @@ class SmtpRelay:
     ) -> None:
         self.stop()
 
+    def hold(self) -> None:
+        """Queued mail waits (from the next message on) until release()."""
+        self._released.clear()
+
+    def release(self) -> None:
+        self._released.set()
+
+    def drained(self) -> bool:
+        """Whether every queued message has been delivered (or has failed)."""
+        return self._undelivered == 0
+
     def _enqueue(self, mail_from: str, rcpts: tuple[str, ...], data: bytes) -> None:
         if self._courier is None:
             self._courier = threading.Thread(target=self._courier_loop, daemon=True)
             self._courier.start()
+        with self._count_lock:
+            self._undelivered += 1
         self._queued.put((mail_from, rcpts, data))
 
     def _courier_loop(self) -> None:
         client: smtplib.LMTP | None = None
         try:
             while (item := self._queued.get()) is not None:
+                self._released.wait()
                 mail_from, rcpts, data = item
                 for rcpt in rcpts:
                     code, text, client = self._deliver_on(client, mail_from, rcpt, data)
                     if code != 250:
                         self.delivery_failures.append((rcpt, code, text))
+                with self._count_lock:
+                    self._undelivered -= 1
         finally:
             if client is not None:
                 with contextlib.suppress(OSError, smtplib.SMTPException):

@@ -15,6 +15,11 @@ def test_backlog_benchmark_runs_and_accounts_for_every_request():
     )
     assert "'cases': 12" in out and "'outbox ack sent': 12" in out, out
     assert "'outbox alert sent': 12" in out, out
+    # held by the relay while the clock ran, then delivered into Dovecot, none lost
+    assert re.search(
+        r"relay: 24 mails taken, delivered into Dovecot after the clock .*, 0 delivery failures",
+        out,
+    ), out
     for row in (
         "mailbot backlog throughput, extraction workers = 2, sqlite",
         "mailbot as % of ceiling",

@@ -95,6 +95,29 @@ def test_relay_delivers_each_recipient_exactly_once_with_headers_intact(
     assert envelope.rcpt_tos == tuple(rcpts)
 
 
+def test_queued_relay_holds_mail_until_released_then_delivers_it_once(
+    dovecot: Dovecot, smtp_relay: SmtpRelay
+) -> None:
+    rcpt = "coord@mvai.test"
+    smtp_relay.queue = True
+    smtp_relay.hold()
+    sent = [make_message(rcpt, subject=f"held {i}") for i in range(3)]
+    for message in sent:
+        assert send_mail(LOOPBACK, smtp_relay.port, message, SENDER, [rcpt]) == {}
+
+    assert len(smtp_relay.received) == 3  # taken (250) while held
+    assert not smtp_relay.drained()
+    assert settle_and_count(dovecot, rcpt, sent[0]["Message-ID"]) == 0  # not delivered
+    smtp_relay.release()
+    delivered = dovecot.wait_for_messages(rcpt, 3, timeout=10)
+    deadline = time.monotonic() + 10
+    while not smtp_relay.drained() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert smtp_relay.drained() and smtp_relay.delivery_failures == []
+    for message in sent:
+        assert sum(message["Message-ID"].encode() in raw for raw in delivered) == 1
+
+
 def test_postfix_delivers_through_lmtp(dovecot: Dovecot, postfix: Postfix) -> None:
     rcpt = "advisor@advisors.test"
     sent = make_message(rcpt)
