@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -77,11 +77,20 @@ def compile_patterns(
             )
         try:
             compiled.append(re.compile(pattern, flags))
+            re.compile(f"(?:{pattern})", flags)  # as any_of joins it with others
         except re.error as exc:
             raise RulesError(
                 f"{_where(path, key, pattern)}: {key}: bad pattern {pattern!r}: {exc}"
             ) from exc
     return compiled
+
+
+def any_of(patterns: Iterable[re.Pattern[str]]) -> re.Pattern[str]:
+    """One case-insensitive pattern that matches where any of ``patterns`` does: one search
+    instead of one per pattern. Each must compile alone first (``compile_patterns`` says
+    which one is bad), and none may set a flag inline, as one in the middle of a larger
+    expression would not compile."""
+    return re.compile("|".join(f"(?:{p.pattern})" for p in patterns), re.I)
 
 
 def _where(path: Path, key: str, pattern: str | None = None) -> str:

@@ -11,35 +11,36 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from mailbot.rules import compile_patterns, load_toml, require
+from mailbot.rules import any_of, compile_patterns, load_toml, require
 
 
 @dataclass(frozen=True)
 class CrisisRules:
-    patterns: tuple[re.Pattern[str], ...]
-    exclude: tuple[re.Pattern[str], ...]
+    patterns: re.Pattern[str]  # any of the file's patterns: one search, not one per pattern
+    exclude: re.Pattern[str]
 
 
 @lru_cache(maxsize=4)
 def load_rules(rules_dir: Path) -> CrisisRules:
     path = rules_dir / "crisis.toml"
     data = load_toml(path)
+    patterns = [rf"\b(?:{p})" for p in require(path, data, "patterns", list)]
     return CrisisRules(
-        tuple(
-            compile_patterns(
-                path, "patterns", [rf"\b(?:{p})" for p in require(path, data, "patterns", list)]
-            )
-        ),
-        tuple(compile_patterns(path, "exclude", require(path, data, "exclude", list))),
+        any_of(compile_patterns(path, "patterns", patterns)),
+        any_of(compile_patterns(path, "exclude", require(path, data, "exclude", list))),
     )
 
 
 def detect(rules: CrisisRules, text: str) -> str | None:
     """The first sentence that shows a sign of crisis (perpetrator suicide excluded)."""
+    # A sentence's words are words of the whole text too, in the same order: where the whole
+    # has no sign, no sentence has one (most messages), and there is nothing to split.
+    if not rules.patterns.search(" ".join(text.split())):
+        return None
     for sentence in re.split(r"(?<=[.!?])\s+|\n\s*\n", text):
         flat = " ".join(sentence.split())
-        if any(p.search(flat) for p in rules.exclude):
+        if rules.exclude.search(flat):
             continue
-        if any(p.search(flat) for p in rules.patterns):
+        if rules.patterns.search(flat):
             return flat[:300]
     return None

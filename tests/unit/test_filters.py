@@ -514,6 +514,16 @@ def test_bad_pattern_names_file_and_line(tmp_path: Path) -> None:
         )
 
 
+def test_a_pattern_that_sets_a_flag_for_the_whole_expression_is_refused(tmp_path: Path) -> None:
+    # "(?i)" compiles alone but not inside the one search that joins a key's patterns
+    path = write(tmp_path, "[bounce]\nsubjects = ['^ok$', '(?i)undeliverable']\n")
+    data = load_toml(path)
+    with pytest.raises(
+        RulesError, match=rf"^{re.escape(str(path))}:2: bounce.subjects: bad pattern '\(\?i\)"
+    ):
+        compile_patterns(path, "bounce.subjects", require(path, data, "bounce.subjects", list))
+
+
 def test_bad_pattern_in_a_basic_string_is_found_too(tmp_path: Path) -> None:
     path = write(tmp_path, '[list.headers]\nList-Id = "a\\"("\nPrecedence = "a\\"(["\n')
     pattern = require(path, load_toml(path), "list.headers.Precedence", str)

@@ -10,7 +10,6 @@ named place in the sentences that describe the incident, else in the sentences n
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -19,7 +18,7 @@ from mailbot.errors import RulesError
 from mailbot.inbound.extraction.gazetteer import states_for_city
 from mailbot.inbound.extraction.place_mentions import normalize_state
 from mailbot.inbound.extraction.sentences import sentences
-from mailbot.rules import compile_patterns, load_toml, require
+from mailbot.rules import any_of, compile_patterns, load_toml, require
 from mailbot.vocabulary import INCIDENT_TYPES, SERVICES
 
 Weighted = dict[str, list[tuple[re.Pattern[str], float]]]
@@ -70,11 +69,6 @@ def _weighted(
         compiled = compile_patterns(path, f"{key}.{name}", [rf"\b(?:{p})\b" for p in phrases])
         out[name] = [(c, float(w)) for c, w in zip(compiled, phrases.values(), strict=True)]
     return out
-
-
-def any_of(patterns: Iterable[re.Pattern[str]]) -> re.Pattern[str]:
-    """One pattern that matches where any of ``patterns`` does."""
-    return re.compile("|".join(f"(?:{p.pattern})" for p in patterns), re.I)
 
 
 def gates(table: Weighted) -> dict[str, re.Pattern[str]]:
