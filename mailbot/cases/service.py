@@ -170,10 +170,11 @@ def open_case(
         msg.from_addr or "unknown",
         "email",
         inbound.id,
+        touch=False,  # updated_at is opened_at
         priority=ex.priority,
         reason=ex.priority_reason,
     )
-    plan_followups(session, cfg, case)
+    plan_followups(session, cfg, case, new_case=True)
     crisis_sentence = crisis.detect(
         crisis.load_rules(cfg.rules_dir), f"{msg.subject}\n\n{msg.text}"
     )
@@ -216,6 +217,7 @@ def open_case(
             in_reply_to=msg.message_id,
             references=thread,
             reply_to=plus_address(cfg, case.token),
+            new_key=True,
         )
     if ack_note:
         event(session, case, "ack_suppressed", "mailbot", "system", inbound.id, reason=ack_note)
@@ -244,6 +246,7 @@ def open_case(
         inbound_id=inbound.id,
         references=thread,
         reply_to=plus_address(cfg, case.token),
+        new_key=True,
     )
     return case
 
@@ -255,9 +258,12 @@ def event(
     actor: str,
     via: str,
     inbound_id: int | None = None,
+    touch: bool = True,
     **detail: Any,
 ) -> None:
-    case.updated_at = utcnow()
+    """Record what happened to a case; ``touch``: the case's updated_at becomes now."""
+    if touch:
+        case.updated_at = utcnow()
     session.add(
         CaseEvent(
             case_id=case.id, actor=actor, via=via, kind=kind, detail=detail, inbound_id=inbound_id
@@ -499,16 +505,21 @@ def purge_case(session: Session, cfg: Config, case: Case, actor: str, via: str) 
     return cut
 
 
-def plan_followups(session: Session, cfg: Config, case: Case) -> int:
+def plan_followups(session: Session, cfg: Config, case: Case, new_case: bool = False) -> int:
     """(Re)create the pending check-ins of a case from the cadence; returns how many.
-    Missing ones go in with one INSERT (a new case's whole plan)."""
+    Missing ones go in with one INSERT (a new case's whole plan; ``new_case``: the case was
+    inserted in this transaction, so it has none to look up)."""
     tz = cfg.tz
     anchor = case.incident_date or case.opened_at.astimezone(tz).date()
     planned = due_times(cadence.load(cfg.rules_dir), anchor, case.opened_at, tz)
     names = {phase.name for phase, _ in planned}
-    existing = {
-        f.phase: f for f in session.scalars(select(FollowUp).where(FollowUp.case_id == case.id))
-    }
+    existing = (
+        {}
+        if new_case
+        else {
+            f.phase: f for f in session.scalars(select(FollowUp).where(FollowUp.case_id == case.id))
+        }
+    )
     for row in existing.values():
         dropped = row.phase not in names and not row.phase.startswith("manual")
         if row.status == "pending" and dropped:

@@ -141,9 +141,20 @@ class Pipeline:
                 "the original stays in the mailbox"
             )
         msg = parse(row.raw)
-        row.message_id = msg.message_id or row.message_id
-        row.from_addr = msg.from_addr or row.from_addr
-        row.subject = msg.subject[:500] or row.subject
+        try:
+            return self._handle_parsed(session, row, msg, read)
+        finally:
+            # After the handling's queries, so that these go in the UPDATE of the outcome
+            # rather than in one of their own (the ledger stored a first reading of them).
+            row.message_id = msg.message_id or row.message_id
+            row.from_addr = msg.from_addr or row.from_addr
+            row.subject = msg.subject[:500] or row.subject
+
+    def _handle_parsed(
+        self, session: Session, row: InboundMessage, msg: ParsedMessage, read: Read | None
+    ) -> _Result:
+        if msg.message_id and msg.message_id != row.message_id:
+            row.message_id = msg.message_id  # the duplicate check below goes by it
         duplicate = self._duplicate_of(session, row)
         if duplicate is not None:
             return _Result(

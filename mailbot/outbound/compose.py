@@ -173,13 +173,17 @@ def enqueue(
     in_reply_to: str | None = None,
     references: Sequence[str] = (),
     reply_to: str | None = None,
+    new_key: bool = False,
 ) -> OutboundMessage:
-    """Write one mail to the outbox in the caller's transaction (once per ``dedupe_key``)."""
-    existing = session.scalars(
-        select(OutboundMessage).where(OutboundMessage.dedupe_key == dedupe_key)
-    ).first()
-    if existing is not None:
-        return existing
+    """Write one mail to the outbox in the caller's transaction (once per ``dedupe_key``).
+    ``new_key``: the key names something made in this transaction (a case just opened), so
+    there is no earlier mail to look for; the key's unique index still refuses a second."""
+    if not new_key:
+        existing = session.scalars(
+            select(OutboundMessage).where(OutboundMessage.dedupe_key == dedupe_key)
+        ).first()
+        if existing is not None:
+            return existing
     to_addrs = sorted({a.strip().lower() for a in to if valid_address(a)})
     if not to_addrs:
         raise ValueError(f"{kind}: no valid recipient address")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import email
 from collections.abc import Callable
 
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot.config import Config
@@ -49,6 +49,35 @@ def test_request_opens_case_with_ack_and_alert(cfg: Config, factory: sessionmake
     assert case.ref in msg["Subject"]
     assert msg["Reply-To"] == f"mvai+{case.token}@mvai.test"
     assert email.message_from_bytes(alert.raw)["Auto-Submitted"] == "auto-generated"
+
+
+def test_a_new_request_costs_few_statements_and_one_update_of_its_ledger_row(
+    cfg: Config, factory: sessionmaker[Session]
+):
+    # the daemon's side of the backlog: its statements are most of its time per request
+    ingest(cfg, factory, request_message(message_id="<warm@harlanpd.test>"), "warm")
+    raw = request_message(message_id="<req-2@harlanpd.test>", sender="chief@other.test")
+    [ledger_id] = ledger.store_batch(factory, [RawMail("test", raw, source_name="b")])
+    engine = factory.kw["bind"]
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, params, context, executemany):  # type: ignore[no-untyped-def]
+        statements.append(" ".join(statement.split()))
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        Pipeline(cfg, factory).process(ledger_id)
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    with factory() as session:
+        row = session.get(InboundMessage, ledger_id)
+        assert (row.status, row.kind, row.from_addr) == ("processed", "request", "chief@other.test")
+    updates = [s for s in statements if s.startswith("UPDATE")]
+    assert len(updates) == 1 and updates[0].startswith("UPDATE inbound_messages"), statements
+    # no look-ups of what a case opened in this transaction cannot have yet
+    assert not any(s.startswith("SELECT follow_ups") for s in statements), statements
+    assert not any(s.startswith("SELECT outbound_messages") for s in statements), statements
+    assert len(statements) <= 18, statements
 
 
 def test_ack_never_repeats_casualty_numbers(cfg: Config, factory: sessionmaker[Session]):
