@@ -17,7 +17,7 @@ import random
 import time
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot.config import Config
@@ -46,27 +46,31 @@ def due_ids(factory: sessionmaker[Session], now: datetime, limit: int) -> list[i
         )
 
 
+# One statement takes the row and loads it (RETURNING). A row another worker is sending is
+# locked: SKIP LOCKED passes it by rather than wait for that worker's SMTP round trip (SQLite,
+# one writer at a time, has no row locks and leaves the clause out). Built once, run with the
+# row's id and the time; the session is new, so it has no loaded objects to synchronise.
+_TAKE = (
+    update(OutboundMessage)
+    .where(
+        OutboundMessage.id
+        == select(OutboundMessage.id)
+        .where(OutboundMessage.id == bindparam("row_id"), OutboundMessage.status == "pending")
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    .values(status="sent", sent_at=bindparam("now"), attempts=OutboundMessage.attempts + 1)
+    .returning(OutboundMessage)
+    .execution_options(synchronize_session=False, populate_existing=True)
+)
+
+
 def _send_one(
     factory: sessionmaker[Session], transport: Transport, row_id: int, now: datetime
 ) -> OutboundMessage | None:
     """Send one row in the transaction that marks it sent; None if another worker has it."""
-    # One statement takes the row and loads it (RETURNING). A row another worker is sending
-    # is locked: SKIP LOCKED passes it by rather than wait for that worker's SMTP round trip
-    # (SQLite, one writer at a time, has no row locks and leaves the clause out).
-    free = (
-        select(OutboundMessage.id)
-        .where(OutboundMessage.id == row_id, OutboundMessage.status == "pending")
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
-    )
     with transaction(factory) as session:
-        row = session.scalars(
-            update(OutboundMessage)
-            .where(OutboundMessage.id == free)
-            .values(status="sent", sent_at=now, attempts=OutboundMessage.attempts + 1)
-            .returning(OutboundMessage),
-            execution_options={"populate_existing": True},
-        ).first()
+        row = session.scalars(_TAKE, {"row_id": row_id, "now": now}).first()
         if row is None:
             return None
         transport.send(row)
