@@ -37,6 +37,10 @@ _SECRET_PATTERNS = (
     ),
     (re.compile(r"(\b[a-z][\w+.-]*://[^/\s:@]+:)[^@\s/]+@"), r"\1***@"),  # scheme://user:pw@
 )
+# Each of _SECRET_PATTERNS needs one of these in the lower-cased text (its keyword, or "://"):
+# a line with none of them (most) skips the patterns. Only for ASCII text: under IGNORECASE a
+# non-ASCII letter can match an ASCII one ("ſ" is "s", "K" is "k") that lower() would not show.
+_SECRET_HINTS = ("pass", "secret", "token", "api", "credential", "bearer", "basic", "auth", "://")
 _SECRET_ENV = re.compile(r"(?:^|_)(?:PASSWORD|PASSWD|PASS|PW|TOKEN|SECRET|API_?KEY|KEY)(?:_|$)")
 _MIN_SECRET = 8  # shorter values would also hide ordinary words
 _secrets: set[str] = set()
@@ -68,9 +72,11 @@ def redact(text: str) -> str:
     for value in known:
         if value in text:
             text = text.replace(value, "***")
-    for pattern, replacement in _SECRET_PATTERNS:
-        text = pattern.sub(replacement, text)
-    return _ADDRESS.sub(r"…@\1", text)
+    lowered = text.lower()
+    if not text.isascii() or any(hint in lowered for hint in _SECRET_HINTS):
+        for pattern, replacement in _SECRET_PATTERNS:
+            text = pattern.sub(replacement, text)
+    return _ADDRESS.sub(r"…@\1", text) if "@" in text else text
 
 
 class RedactingFormatter(logging.Formatter):

@@ -114,3 +114,28 @@ def test_bad_log_format_names_file_and_option(tmp_path: Path):
     path.write_text('[mailbot]\nlog_format = "xml"\n')
     with pytest.raises(config.ConfigError, match=r"c\.toml: \[mailbot\] log_format: must be"):
         config.load(path)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "ledger=12 outcome=processed kind=request case=MVAI-2026-0001 ms=7",
+        "outbox=3 outcome=retry attempt=2 error=SMTP 127.0.0.1:25: cannot connect",
+        "login failed: password=hunter2hunter2 for chief@harlanpd.test",
+        "Authorization: Bearer abcdefgh12345678",
+        "AUTH PLAIN AGNoaWVmAGh1bnRlcjI=",
+        "postgresql://mailbot:s3cretpw@db.example/mailbot",
+        "'client_secret': 'xyz123456'",
+        "API-KEY = k-123456789",
+        "pa\u017fsword=hunter2hunter2",  # a long s matches "s" under IGNORECASE
+        "\u212aey: TO\u212aEN=abcdefgh",  # a Kelvin sign matches "k"
+        "réunion à Montréal, no secret here",
+    ],
+)
+def test_the_quick_path_redacts_as_every_pattern_would(line: str) -> None:
+    # lines without a keyword skip the secret patterns: the result must be the same
+    expected = line
+    for pattern, replacement in logs._SECRET_PATTERNS:
+        expected = pattern.sub(replacement, expected)
+    expected = logs._ADDRESS.sub(r"…@\1", expected)
+    assert logs.redact(line) == expected
