@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from mailbot.fastmatch import Gate
 from mailbot.rules import any_of, compile_patterns, load_toml, require
 
 
 @dataclass(frozen=True)
 class CrisisRules:
-    patterns: re.Pattern[str]  # any of the file's patterns: one search, not one per pattern
-    exclude: re.Pattern[str]
+    patterns: Gate  # any of the file's patterns: one search, not one per pattern
+    exclude: Gate
 
 
 @lru_cache(maxsize=4)

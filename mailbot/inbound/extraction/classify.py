@@ -15,6 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from mailbot.errors import RulesError
+from mailbot.fastmatch import Gate
 from mailbot.inbound.extraction.gazetteer import states_for_city
 from mailbot.inbound.extraction.place_mentions import normalize_state
 from mailbot.inbound.extraction.sentences import sentences
@@ -36,10 +37,10 @@ class IncidentRules:
     not_the_attack: tuple[re.Pattern[str], ...]
     venues: Weighted
     # One search each instead of one per phrase (extraction runs on every request).
-    weapons_any: dict[str, re.Pattern[str]]  # per type, any positive phrase (see `scores`)
-    venues_any: dict[str, re.Pattern[str]]
-    incident_any: re.Pattern[str]  # any of the file's `incident` statements
-    describes_any: re.Pattern[str]  # any of `incident`, `shooting.phrases`, `shooting.weapons`
+    weapons_any: dict[str, Gate]  # per type, any positive phrase (see `scores`)
+    venues_any: dict[str, Gate]
+    incident_any: Gate  # any of the file's `incident` statements
+    describes_any: Gate  # any of `incident`, `shooting.phrases`, `shooting.weapons`
 
 
 @dataclass(frozen=True)
@@ -48,10 +49,10 @@ class ClassifyRules:
     services: Weighted
     services_min: float
     elsewhere_factor: float
-    ask_any: re.Pattern[str]  # any of the file's `ask_cues`
+    ask_any: Gate  # any of the file's `ask_cues`
     # Per area, any of its phrases with a positive weight: an area none of them matches in a
     # sentence scores nothing there, so one search skips all its phrases.
-    services_any: dict[str, re.Pattern[str]]
+    services_any: dict[str, Gate]
 
 
 def _weighted(
@@ -71,7 +72,7 @@ def _weighted(
     return out
 
 
-def gates(table: Weighted) -> dict[str, re.Pattern[str]]:
+def gates(table: Weighted) -> dict[str, Gate]:
     """Per key, one pattern for any of its phrases with a positive weight (see ``scores``)."""
     return {
         key: any_of(p for p, w in phrases if w > 0)
@@ -122,9 +123,7 @@ def load_rules(rules_dir: Path) -> ClassifyRules:
     )
 
 
-def scores(
-    table: Weighted, text: str, gates: dict[str, re.Pattern[str]] | None = None
-) -> dict[str, float]:
+def scores(table: Weighted, text: str, gates: dict[str, Gate] | None = None) -> dict[str, float]:
     """Per key, the weights of its phrases times their matches (at most 3), if above 0.
 
     ``gates`` (any positive phrase of a key) skip a key whose phrases cannot score."""
