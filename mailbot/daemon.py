@@ -39,7 +39,7 @@ from mailbot.outbound.transport import make_transport
 log = logging.getLogger(__name__)
 
 FETCH_LOT = 200  # messages fetched from the mailbox at a time (more follow as they are worked)
-SAMPLES = Path(__file__).resolve().parent / "samples"
+SAMPLES = extraction.SAMPLES
 
 
 class Daemon:

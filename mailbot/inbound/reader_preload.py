@@ -17,6 +17,18 @@ from pathlib import Path
 from mailbot.inbound.reader import PRELOAD_LOG_FORMAT_ENV, PRELOAD_RULES_ENV
 
 
+def _warm_up(rules: Path) -> None:
+    """Extract the bundled sample requests once (``extraction.warm_up``): what the rules and
+    the pipeline build on first use is then built here and shared by every worker, rather
+    than built in each. The memory the samples' own work used is given back before the fork."""
+    from mailbot.inbound import extraction
+    from mailbot.inbound.reader import _release_freed_memory
+
+    extraction.warm_up(rules)
+    gc.collect()
+    _release_freed_memory()()
+
+
 def _preload() -> None:
     rules = os.environ.get(PRELOAD_RULES_ENV)
     if not rules:
@@ -29,6 +41,7 @@ def _preload() -> None:
         from mailbot.inbound import extraction
 
         extraction.preload(Path(rules))
+        _warm_up(Path(rules))
     except Exception:  # noqa: BLE001 - the worker loads again and reports it
         return
     # what is loaded now is never freed: keep the collector from writing to its pages (which

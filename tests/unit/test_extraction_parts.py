@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from mailbot.errors import RulesError
+from mailbot.inbound import extraction
 from mailbot.inbound.extraction import agency, asks, classify, contact, nlp, suspect, text, triage
 from tests.conftest import ROOT
 
@@ -545,3 +546,10 @@ def test_officer_down(body):
     rules = triage.load_rules(RULES)
     found = triage.priority(rules, body, date(2025, 1, 1), date(2026, 8, 27), True)
     assert found == ("P1", "officer down")
+
+
+def test_warm_up_extracts_every_bundled_sample() -> None:
+    # the workers' fork server warms the rules and the model with these before it forks
+    found = extraction.warm_up(RULES)
+    assert len(found) == len(list(extraction.SAMPLES.glob("*.eml"))) == 3
+    assert all(ex.agency for ex in found), found

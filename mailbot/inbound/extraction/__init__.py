@@ -107,6 +107,19 @@ def preload(rules_dir: Path) -> None:
     nlp.load(rules_dir)
 
 
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"  # the requests `make run` drops in
+
+
+def warm_up(rules_dir: Path) -> list[Extraction]:
+    """Extract the bundled sample requests: what the rules and the pipeline build on first use
+    (RE2's automata, spaCy's lexemes, patterns compiled on the fly) is then built. The
+    extraction workers' fork server does this before it forks them."""
+    from mailbot.inbound.parse import parse
+
+    samples = sorted(SAMPLES.glob("*.eml"))
+    return extract_many([parse(path.read_bytes()) for path in samples], rules_dir)
+
+
 def _nlp_text(msg: ParsedMessage, prepared: text.RequestText) -> str:
     """What spaCy reads: the subject (capped) and the prepared request with its signature."""
     return f"{msg.subject[:SUBJECT_CHARS]}\n\n{prepared.full}"
