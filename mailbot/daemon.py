@@ -39,7 +39,6 @@ from mailbot.outbound.transport import make_transport
 log = logging.getLogger(__name__)
 
 FETCH_LOT = 200  # messages fetched from the mailbox at a time (more follow as they are worked)
-SAMPLES = extraction.SAMPLES
 
 
 class Daemon:
@@ -111,7 +110,7 @@ class Daemon:
                 return
         if any((source.inbox / "new").iterdir()) or any((source.inbox / "cur").iterdir()):
             return
-        samples = sorted(SAMPLES.glob("*.eml"))
+        samples = sorted(extraction.SAMPLES.glob("*.eml"))
         for sample in samples:
             tmp = source.inbox / "tmp" / f"sample.{sample.stem}"
             shutil.copyfile(sample, tmp)

@@ -141,21 +141,18 @@ class Pipeline:
                 "the original stays in the mailbox"
             )
         msg = parse(row.raw)
-        try:
-            return self._handle_parsed(session, row, msg, read)
-        finally:
-            # After the handling's queries, so that these go in the UPDATE of the outcome
-            # rather than in one of their own (the ledger stored a first reading of them).
-            row.message_id = msg.message_id or row.message_id
-            row.from_addr = msg.from_addr or row.from_addr
-            row.subject = msg.subject[:500] or row.subject
+        result = self._handle_parsed(session, row, msg, read)
+        # Set after the handling's queries, so that they go in the UPDATE of the outcome rather
+        # than in one of their own (the ledger stored a first reading of them).
+        row.message_id = msg.message_id or row.message_id
+        row.from_addr = msg.from_addr or row.from_addr
+        row.subject = msg.subject[:500] or row.subject
+        return result
 
     def _handle_parsed(
         self, session: Session, row: InboundMessage, msg: ParsedMessage, read: Read | None
     ) -> _Result:
-        if msg.message_id and msg.message_id != row.message_id:
-            row.message_id = msg.message_id  # the duplicate check below goes by it
-        duplicate = self._duplicate_of(session, row)
+        duplicate = self._duplicate_of(session, row, msg.message_id or row.message_id)
         if duplicate is not None:
             return _Result(
                 "ignored",
@@ -199,12 +196,12 @@ class Pipeline:
             service.event(session, case, "attachments", actor, "email", row.id, files=stored)
 
     @staticmethod
-    def _duplicate_of(session: Session, row: InboundMessage) -> int | None:
-        if not row.message_id:
+    def _duplicate_of(session: Session, row: InboundMessage, message_id: str | None) -> int | None:
+        if not message_id:
             return None
         return session.scalars(
             select(InboundMessage.id).where(
-                InboundMessage.message_id == row.message_id,
+                InboundMessage.message_id == message_id,
                 InboundMessage.sha256 == row.sha256,
                 InboundMessage.id < row.id,
             )

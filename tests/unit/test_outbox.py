@@ -12,6 +12,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import Envelope
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot.config import Config
@@ -22,11 +23,14 @@ from mailbot.outbound.transport import FileTransport, SmtpTransport
 from tests.testbed import free_port
 
 
-def add_row(cfg: Config, factory: sessionmaker[Session], key: str = "ack.T-1") -> int:
+def add_row(
+    cfg: Config, factory: sessionmaker[Session], key: str = "ack.T-1", new_key: bool = False
+) -> int:
     with factory.begin() as session:
         row = compose.enqueue(
             session,
             cfg,
+            new_key=new_key,
             dedupe_key=key,
             kind="ack",
             to=["chief@agency.test"],
@@ -68,6 +72,18 @@ class FakeTransport:
 def get(factory: sessionmaker[Session], row_id: int) -> OutboundMessage:
     with factory() as session:
         return session.get(OutboundMessage, row_id)
+
+
+def test_a_key_said_to_be_new_that_is_not_is_refused_by_the_unique_index(
+    cfg: Config, factory: sessionmaker[Session]
+):
+    # new_key skips the look-up (a case opened in this transaction); one ack per case still
+    # holds: a second row with the key is refused, and its transaction rolls back
+    first = add_row(cfg, factory, new_key=True)
+    with pytest.raises(IntegrityError):
+        add_row(cfg, factory, new_key=True)
+    with factory() as session:
+        assert session.scalars(select(OutboundMessage.id)).all() == [first]
 
 
 def test_enqueue_is_idempotent_and_header_safe(cfg: Config, factory: sessionmaker[Session]):
