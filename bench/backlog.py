@@ -67,6 +67,7 @@ from bench.harness import (  # noqa: E402
     uptime,
     wait_for_log,
 )
+from tests.testbed import imap_login  # noqa: E402
 
 FETCH_BATCH = 50
 
@@ -153,8 +154,6 @@ def ceiling_apart(imap_port: int, rules: Path, n: int, folder: str) -> dict[str,
 
 def ceiling(imap_port: int, rules: Path, n: int, folder: str) -> dict[str, float]:
     """Fetch + parse + NLP alone on the messages in ``folder``; seconds per phase."""
-    from imapclient import IMAPClient
-
     from mailbot.inbound.extraction import nlp, text
     from mailbot.inbound.parse import parse
 
@@ -164,8 +163,7 @@ def ceiling(imap_port: int, rules: Path, n: int, folder: str) -> dict[str, float
 
     raws: list[bytes] = []
     started = time.perf_counter()
-    with IMAPClient("127.0.0.1", port=imap_port, ssl=False, timeout=60) as client:
-        client.login(MVAI, PASSWORD)
+    with imap_login(imap_port, MVAI, PASSWORD, timeout=60) as client:
         client.select_folder(folder, readonly=True)
         uids = sorted(int(uid) for uid in client.search("ALL"))
         for start in range(0, len(uids), FETCH_BATCH):

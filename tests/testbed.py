@@ -575,13 +575,8 @@ class Dovecot(_Server):
 
     def imap_client(self, user: str, password: str | None = None) -> IMAPClient:
         """A logged-in IMAPClient for user (password: the one given to add_user)."""
-        client = IMAPClient(LOOPBACK, port=self.imap_port, ssl=False, timeout=10)
-        try:
-            client.login(user, password if password is not None else self.users[user.lower()])
-        except BaseException:
-            client.shutdown()
-            raise
-        return client
+        password = password if password is not None else self.users[user.lower()]
+        return imap_login(self.imap_port, user, password)
 
     def fetch_all(self, user: str, folder: str = "INBOX") -> list[bytes]:
         """All raw messages in folder in UID order, leaving \\Seen alone."""
@@ -790,6 +785,18 @@ class ReceivedMail:
     data: bytes
     at: float = field(default_factory=time.monotonic)  # when it was accepted
     tls: bool = False  # whether it came over TLS (STARTTLS or implicit)
+
+
+def imap_login(port: int, user: str, password: str, timeout: float = 10) -> IMAPClient:
+    """A logged-in IMAPClient on 127.0.0.1:port (plain: loopback); for a process that has only
+    the port, not the Dovecot object (``Dovecot.imap_client`` for the others)."""
+    client = IMAPClient(LOOPBACK, port=port, ssl=False, timeout=timeout)
+    try:
+        client.login(user, password)
+    except BaseException:
+        client.shutdown()
+        raise
+    return client
 
 
 class SmtpRelay:
