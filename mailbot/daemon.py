@@ -105,7 +105,7 @@ class Daemon:
     def _drop_samples(self, source: MaildirSource) -> None:
         if not self.cfg.mailbot.sample_requests:
             return
-        with self.factory() as session:
+        with db.reading(self.factory) as session:
             if session.scalar(select(func.count(InboundMessage.id))):
                 return
         if any((source.inbox / "new").iterdir()) or any((source.inbox / "cur").iterdir()):

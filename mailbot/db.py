@@ -8,6 +8,8 @@ the database.
 
 from __future__ import annotations
 
+import contextlib
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,8 +21,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, InvalidatePoolError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from mailbot.errors import DatabaseError
 
@@ -44,6 +47,32 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+IDLE_PING_SECONDS = 10.0  # a pooled PostgreSQL connection unused this long is pinged first
+
+
+def _idle_from(_dbapi_conn: Any, record: ConnectionPoolEntry) -> None:
+    record.info["idle_from"] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_conn: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+    """Ping a connection taken from the pool after ``IDLE_PING_SECONDS`` unused (a server
+    restarted meanwhile has closed it); a dead one is replaced, with every other one pooled
+    before it. SQLAlchemy's pool_pre_ping pings at every checkout: a round trip for each of
+    the daemon's 4 sessions of a request, for connections in use a moment before."""
+    idle_from = record.info.get("idle_from")
+    if idle_from is None or time.monotonic() - idle_from < IDLE_PING_SECONDS:
+        return
+    cursor = dbapi_conn.cursor()
+    try:
+        cursor.execute("SELECT 1")
+        dbapi_conn.commit()  # not rollback(): psycopg would drop its prepared statements
+    except Exception as exc:  # noqa: BLE001 - any failure means: not this connection
+        raise InvalidatePoolError(f"pooled connection unusable: {exc}") from exc
+    finally:
+        with contextlib.suppress(Exception):
+            cursor.close()
+
+
 def make_engine(url: str) -> Engine:
     try:
         parsed = make_url(url)
@@ -63,9 +92,16 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     try:
-        return create_engine(parsed, pool_pre_ping=True)
+        engine = create_engine(parsed)
     except (ArgumentError, ImportError) as exc:
         raise DatabaseError(f"database {describe(url)}: {exc}") from None
+    event.listen(engine, "checkin", _idle_from)
+    event.listen(engine, "checkout", _ping_if_idle)
+    # Rows inserted together (a case's follow-ups, an outbox mail's recipients) go as one
+    # multi-row INSERT, as SQLAlchemy does for psycopg2, rather than psycopg 3's executemany:
+    # one statement for the server to execute per row.
+    engine.dialect.use_insertmanyvalues_wo_returning = True
+    return engine
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -77,6 +113,17 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """A short session that commits on success and rolls back on any exception."""
     with factory() as session, session.begin():
         yield session
+
+
+@contextmanager
+def reading(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A session for reads only. It ends with COMMIT, not with the ROLLBACK of a plain
+    session's close: psycopg forgets every prepared statement of a connection when it rolls
+    back, and the daemon's reads between requests (the outbox's due rows, the ledger's pending
+    ones) made PostgreSQL parse and plan every statement of every request again."""
+    with factory() as session:
+        yield session
+        session.commit()
 
 
 def _alembic_config(engine: Engine) -> AlembicConfig:

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from mailbot.db import reading
 from mailbot.models import Case, FollowUp, InboundMessage, MailboxState, OutboundMessage, utcnow
 
 LEDGER_STATUSES = ("processed", "ignored", "quarantined", "pending")
@@ -22,7 +23,7 @@ def counters(factory: sessionmaker[Session]) -> dict[str, Any]:
     """received, processed, ignored, quarantined, pending; outbox_pending, outbox_sent,
     outbox_failed; followups_due; open_cases; last_successful_poll (an aware datetime or
     None: only IMAP records its polls)."""
-    with factory() as session:
+    with reading(factory) as session:
         ledger_counts = dict(
             session.execute(
                 select(InboundMessage.status, func.count(InboundMessage.id)).group_by(

@@ -238,6 +238,10 @@ class OutboundMessage(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     case: Mapped[Case | None] = relationship()
+    # written with the row (one INSERT for all of a transaction's rows); never loaded here
+    recipient_rows: Mapped[list[OutboundRecipient]] = relationship(
+        lazy="raise", passive_deletes="all"
+    )
 
 
 class OutboundRecipient(Base):

@@ -19,7 +19,7 @@ from email.policy import compat32
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from mailbot.db import transaction
+from mailbot.db import reading, transaction
 from mailbot.inbound.parse import decode_text, message_ids
 from mailbot.models import InboundMessage
 
@@ -122,7 +122,7 @@ def known(
     """The UIDs among ``uids`` that the ledger already holds for this mailbox and UIDVALIDITY."""
     if not uids:
         return set()
-    with factory() as session:
+    with reading(factory) as session:
         rows = session.scalars(
             select(InboundMessage.uid).where(
                 InboundMessage.mailbox == mailbox,
@@ -138,7 +138,7 @@ def raw_items(
 ) -> list[tuple[int, bytes]]:
     """The raw bytes of the pending rows among ``ids`` (none over ``max_bytes``), for reading
     ahead of the pipeline."""
-    with factory() as session:
+    with reading(factory) as session:
         rows = session.execute(
             select(InboundMessage.id, InboundMessage.raw).where(
                 InboundMessage.id.in_(list(ids)),
@@ -152,7 +152,7 @@ def raw_items(
 
 def pending_ids(factory: sessionmaker[Session], limit: int = 500, after: int = 0) -> list[int]:
     """Ids of pending rows, oldest first, those above ``after`` only."""
-    with factory() as session:
+    with reading(factory) as session:
         return list(
             session.scalars(
                 select(InboundMessage.id)

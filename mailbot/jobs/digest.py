@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from mailbot.config import Config
-from mailbot.db import transaction
+from mailbot.db import reading, transaction
 from mailbot.models import (
     Assignment,
     Case,
@@ -180,7 +180,7 @@ def preview(
     factory: sessionmaker[Session], cfg: Config, recipient: str, now: datetime | None = None
 ) -> DigestData:
     now = now or utcnow()
-    with factory() as session:
+    with reading(factory) as session:
         return collect(session, cfg, _since(session, recipient, now), now)
 
 

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot.cases import service
 from mailbot.config import Config
-from mailbot.db import transaction
+from mailbot.db import reading, transaction
 from mailbot.jobs import cadence
 from mailbot.models import Case, Contact, FollowUp, utcnow
 from mailbot.outbound.compose import enqueue, plus_address, valid_address
@@ -35,7 +35,7 @@ class SweepResult:
 
 
 def due_ids(factory: sessionmaker[Session], now: datetime, limit: int = 500) -> list[int]:
-    with factory() as session:
+    with reading(factory) as session:
         return list(
             session.scalars(
                 select(FollowUp.id)

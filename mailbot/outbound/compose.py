@@ -177,7 +177,8 @@ def enqueue(
 ) -> OutboundMessage:
     """Write one mail to the outbox in the caller's transaction (once per ``dedupe_key``).
     ``new_key``: the key names something made in this transaction (a case just opened), so
-    there is no earlier mail to look for; the key's unique index still refuses a second."""
+    there is no earlier mail to look for; the key's unique index still refuses a second.
+    The row is written at the session's next flush (its id is not known before)."""
     if not new_key:
         existing = session.scalars(
             select(OutboundMessage).where(OutboundMessage.dedupe_key == dedupe_key)
@@ -219,10 +220,10 @@ def enqueue(
         next_attempt_at=now,
         created_at=now,
     )
-    session.add(row)
-    session.flush()
-    session.add_all(
-        OutboundRecipient(outbound_id=row.id, address=address, kind=kind, created_at=now)
+    # no flush here: the transaction's outbox rows go in one INSERT, their recipients in one more
+    row.recipient_rows = [
+        OutboundRecipient(address=address, kind=kind, created_at=now)
         for address in dict.fromkeys(to_addrs + cc_addrs)
-    )
+    ]
+    session.add(row)
     return row

@@ -21,7 +21,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot.config import Config
-from mailbot.db import transaction
+from mailbot.db import reading, transaction
 from mailbot.errors import TransportError
 from mailbot.models import OutboundMessage, utcnow
 from mailbot.outbound.transport import Transport
@@ -35,7 +35,7 @@ def backoff(cfg: Config, attempts: int) -> timedelta:
 
 
 def due_ids(factory: sessionmaker[Session], now: datetime, limit: int) -> list[int]:
-    with factory() as session:
+    with reading(factory) as session:
         return list(
             session.scalars(
                 select(OutboundMessage.id)

@@ -51,6 +51,7 @@ def add_row(
                 "crisis": False,
             },
         )
+        session.flush()  # enqueue leaves the INSERT to the transaction's next flush
         return row.id
 
 

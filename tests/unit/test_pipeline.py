@@ -77,7 +77,7 @@ def test_a_new_request_costs_few_statements_and_one_update_of_its_ledger_row(
     # no look-ups of what a case opened in this transaction cannot have yet
     assert not any(s.startswith("SELECT follow_ups") for s in statements), statements
     assert not any(s.startswith("SELECT outbound_messages") for s in statements), statements
-    assert len(statements) <= 18, statements
+    assert len(statements) <= 15, statements
 
 
 def test_ack_never_repeats_casualty_numbers(cfg: Config, factory: sessionmaker[Session]):

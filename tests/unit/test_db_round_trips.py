@@ -1,0 +1,125 @@
+"""What a request costs the database server, beyond the statements themselves: no rollback
+between requests (psycopg drops its prepared statements on each), so that PostgreSQL reuses
+its parsed and planned statements, and rows written together go as one statement."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import event, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from mailbot import db
+from mailbot.config import Config
+from mailbot.db import reading
+from mailbot.inbound import ledger
+from mailbot.inbound.ledger import RawMail
+from mailbot.inbound.pipeline import Pipeline
+from mailbot.outbound import outbox
+from mailbot.outbound.transport import FileTransport
+from tests.conftest import request_message
+
+
+def work_requests(cfg: Config, factory: sessionmaker[Session], out: Path, count: int) -> None:
+    """What the daemon does for each request: the ledger's pending ids and raw bytes (the
+    reader), the pipeline, the outbox's due rows and their sending."""
+    raws = [
+        request_message(message_id=f"<r{n}@pd{n}.test>", sender=f"Chief <chief@pd{n}.test>")
+        for n in range(count)
+    ]
+    ledger.store_batch(
+        factory, [RawMail("test", raw, source_name=f"r{n}") for n, raw in enumerate(raws)]
+    )
+    pipeline, transport = Pipeline(cfg, factory), FileTransport(out)
+    for ledger_id in ledger.pending_ids(factory):
+        ledger.raw_items(factory, [ledger_id], cfg.limits.max_message_bytes)
+        outcome = pipeline.process(ledger_id)
+        assert (outcome.status, outcome.kind) == ("processed", "request")
+        assert outbox.send_due(factory, transport, cfg) == 2  # the ack and the alert
+
+
+def test_the_work_of_a_request_never_rolls_back(
+    cfg: Config, factory: sessionmaker[Session], tmp_path: Path
+):
+    engine = factory.kw["bind"]
+    rollbacks: list[str] = []
+    event.listen(engine, "rollback", lambda conn: rollbacks.append("ROLLBACK"))
+    work_requests(cfg, factory, tmp_path / "out", 3)
+    assert rollbacks == []
+
+
+def test_postgresql_keeps_the_statements_of_a_request_prepared(
+    cfg: Config, factory: sessionmaker[Session], tmp_path: Path
+):
+    engine = factory.kw["bind"]
+    if engine.dialect.name != "postgresql":
+        pytest.skip("prepared statements: PostgreSQL only (MAILBOT_TEST_DB=postgresql)")
+    # psycopg prepares a statement on its 6th run; one connection does all of this work
+    work_requests(cfg, factory, tmp_path / "out", 8)
+    with engine.connect() as conn:
+        prepared = list(conn.scalars(text("SELECT statement FROM pg_prepared_statements")))
+    for start in ("INSERT INTO cases", "INSERT INTO follow_ups", "UPDATE outbound_messages"):
+        assert any(s.startswith(start) for s in prepared), (start, prepared)
+
+
+def test_postgresql_gets_rows_inserted_together_as_one_statement(
+    cfg: Config, factory: sessionmaker[Session], tmp_path: Path
+):
+    engine = factory.kw["bind"]
+    if engine.dialect.name != "postgresql":
+        pytest.skip("psycopg 3's executemany: PostgreSQL only (MAILBOT_TEST_DB=postgresql)")
+    many: list[str] = []
+
+    def seen(cursor, statement, parameters, context):  # type: ignore[no-untyped-def]
+        many.append(statement)  # a cursor.executemany: one execution per row on the server
+
+    event.listen(engine, "do_executemany", seen)
+    work_requests(cfg, factory, tmp_path / "out", 2)
+    assert many == []
+
+
+def cut_connections(factory: sessionmaker[Session]) -> int:
+    """What a server restart does to the pooled connections: ends their backends."""
+    engine = factory.kw["bind"]
+    admin = psycopg.connect(str(engine.url.set(drivername="postgresql")), autocommit=True)
+    with admin:
+        return len(
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchall()
+        )
+
+
+def postgres_only(factory: sessionmaker[Session]) -> None:
+    if factory.kw["bind"].dialect.name != "postgresql":
+        pytest.skip("pooled connections to a server: PostgreSQL only (MAILBOT_TEST_DB=postgresql)")
+
+
+def test_a_connection_idle_for_a_while_is_pinged_and_replaced_when_dead(
+    cfg: Config, factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+):
+    postgres_only(factory)
+    with reading(factory) as session:
+        assert session.scalar(text("SELECT 1")) == 1
+    assert cut_connections(factory) >= 1
+    monkeypatch.setattr(db, "IDLE_PING_SECONDS", 0.0)  # as if unused for a while
+    with reading(factory) as session:  # no error: the dead one is found and replaced
+        assert session.scalar(text("SELECT 1")) == 1
+
+
+def test_a_connection_used_a_moment_ago_is_not_pinged_and_a_restart_costs_one_retry(
+    cfg: Config, factory: sessionmaker[Session]
+):
+    postgres_only(factory)
+    raw = request_message(message_id="<restart@pd.test>")
+    [ledger_id] = ledger.store_batch(factory, [RawMail("test", raw, source_name="r")])
+    assert ledger.pending_ids(factory) == [ledger_id]  # the connection is warm
+    assert cut_connections(factory) >= 1
+    pipeline = Pipeline(cfg, factory)
+    first = pipeline.process(ledger_id)  # no ping: the statement finds the connection gone
+    assert (first.status, first.reason) == ("pending", "database unavailable")
+    second = pipeline.process(ledger_id)  # the pool has dropped it: a new connection
+    assert (second.status, second.kind) == ("processed", "request")
