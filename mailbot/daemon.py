@@ -13,6 +13,7 @@ import shutil
 import signal
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from datetime import tzinfo
 from pathlib import Path
@@ -55,6 +56,7 @@ class Daemon:
         self.transport = make_transport(cfg)
         self.source: MailboxSource = make_source(cfg, self.factory)
         self.outbox_wake = threading.Event()
+        self.outbox_new: deque[int] = deque()  # rows just committed, for the sender (_sender)
         self.sqlite_lock: SqliteDaemonLock | None = None
         self.mailbox_lock: MailboxLock | None = None
         if self.engine.dialect.name == "sqlite" and self.engine.url.database not in (
@@ -127,15 +129,29 @@ class Daemon:
     def _sender(self) -> None:
         """The outbox's own thread: woken as soon as a case's mail is committed (so an
         acknowledgement goes out while the next request is being read), and every tick for
-        retries that fall due."""
+        retries that fall due.
+
+        The rows a message has just committed are handed over by id (``outbox_new``) and
+        sent without asking the database what is due: a busy backlog would otherwise pay a
+        query per request. The database is asked when woken without rows (a follow-up
+        sweep, a digest, the end of a round), at every tick, and at least once a tick while
+        rows keep coming; a handed row that is not sent (an error) stays pending for that."""
         tick, failures = self._outbox_tick(), 0
+        asked_at = float("-inf")
         while not self.stop.is_set():
             self.outbox_wake.wait(tick if not failures else min(60.0, 2.0**failures))
             self.outbox_wake.clear()
             if self.stop.is_set():
                 return
+            handed: list[int] = []
+            while self.outbox_new:
+                handed.append(self.outbox_new.popleft())
             try:
-                outbox.send_due(self.factory, self.transport, self.cfg)
+                if handed:
+                    outbox.send_rows(self.factory, self.transport, self.cfg, handed)
+                if not handed or time.monotonic() - asked_at >= tick:
+                    asked_at = time.monotonic()
+                    outbox.send_due(self.factory, self.transport, self.cfg)
                 failures = 0
             except Exception as exc:  # database or our own bug: retried, never fatal
                 failures += 1
@@ -174,8 +190,12 @@ class Daemon:
             outcome = self.pipeline.process(ledger_id, read)
             if outcome.status == "pending":  # database unavailable: try again next round
                 break
-            self.outbox_wake.set()
+            if outcome.mail:
+                self.outbox_new.extend(outcome.mail)
+                self.outbox_wake.set()
             handled += 1
+        if handled:  # and anything else written meanwhile (a renumbered mailbox's alert)
+            self.outbox_wake.set()
         return handled
 
     def _fetch(self) -> int:

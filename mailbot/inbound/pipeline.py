@@ -32,6 +32,7 @@ from mailbot.inbound.parse import ParsedMessage, parse
 from mailbot.inbound.reader import Read
 from mailbot.inbound.thread_match import match_case
 from mailbot.models import Case, InboundMessage, utcnow
+from mailbot.outbound.compose import new_mail
 from mailbot.roster import Roster
 from mailbot.roster import load as load_roster
 
@@ -46,6 +47,7 @@ class Outcome:
     case_ref: str | None
     reason: str | None
     ms: float
+    mail: tuple[int, ...] = ()  # the outbox rows its transaction committed, to send now
 
     def line(self) -> str:
         return (
@@ -105,19 +107,27 @@ class Pipeline:
                 row.case_id, row.duplicate_of = result.case_id, result.duplicate_of
                 row.attempts += 1
                 row.processed_at = utcnow()
+                written = new_mail(session)
+            mail = tuple(m.id for m in written)  # ids: the commit has flushed them
         except OperationalError as exc:
             log.warning("ledger=%d outcome=retry database: %s", ledger_id, _one_line(exc.orig))
             return Outcome(ledger_id, "pending", None, None, "database unavailable", _ms(started))
         except Quarantine as exc:
-            result = _Result("quarantined", "other", reason=exc.reason)
+            result, mail = _Result("quarantined", "other", reason=exc.reason), ()
             self._finish(ledger_id, result)
         except Exception as exc:  # one message never stops the daemon
             reason = f"{type(exc).__name__}: {_one_line(exc)}"
             log.error("ledger=%d quarantined after an unexpected error: %s", ledger_id, reason)
-            result = _Result("quarantined", "other", reason=reason)
+            result, mail = _Result("quarantined", "other", reason=reason), ()
             self._finish(ledger_id, result)
         outcome = Outcome(
-            ledger_id, result.status, result.kind, result.case_ref, result.reason, _ms(started)
+            ledger_id,
+            result.status,
+            result.kind,
+            result.case_ref,
+            result.reason,
+            _ms(started),
+            mail,
         )
         log.info(outcome.line(), extra=outcome.log_fields())
         return outcome

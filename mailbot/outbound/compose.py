@@ -226,4 +226,13 @@ def enqueue(
         for address in dict.fromkeys(to_addrs + cc_addrs)
     ]
     session.add(row)
+    session.info.setdefault(NEW_MAIL, []).append(row)
     return row
+
+
+NEW_MAIL = "mailbot.new_mail"  # session.info key: the outbox rows this session wrote
+
+
+def new_mail(session: Session) -> list[OutboundMessage]:
+    """The outbox rows ``enqueue`` wrote in this session (their ids once it has flushed)."""
+    return list(session.info.get(NEW_MAIL, ()))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, select, update
@@ -55,7 +56,11 @@ _TAKE = (
     .where(
         OutboundMessage.id
         == select(OutboundMessage.id)
-        .where(OutboundMessage.id == bindparam("row_id"), OutboundMessage.status == "pending")
+        .where(
+            OutboundMessage.id == bindparam("row_id"),
+            OutboundMessage.status == "pending",
+            OutboundMessage.next_attempt_at <= bindparam("now"),
+        )
         .with_for_update(skip_locked=True)
         .scalar_subquery()
     )
@@ -82,8 +87,22 @@ def send_due(
 ) -> int:
     """Send the rows that are due; returns how many were sent."""
     now = utcnow()
+    return send_rows(factory, transport, cfg, due_ids(factory, now, limit), now)
+
+
+def send_rows(
+    factory: sessionmaker[Session],
+    transport: Transport,
+    cfg: Config,
+    row_ids: Iterable[int],
+    now: datetime | None = None,
+) -> int:
+    """Send those of ``row_ids`` that are still pending and due (the daemon gives the rows a
+    message has just committed, without asking the database which rows are due); returns how
+    many were sent."""
+    now = now or utcnow()
     sent = 0
-    for row_id in due_ids(factory, now, limit):
+    for row_id in row_ids:
         started = time.monotonic()
         try:
             row = _send_one(factory, transport, row_id, now)

@@ -121,6 +121,23 @@ def test_temporary_failure_backs_off_then_delivers(cfg: Config, factory: session
     assert transport.sent == [row_id]
 
 
+def test_rows_handed_over_are_sent_when_pending_and_due_and_no_others(
+    cfg: Config, factory: sessionmaker[Session]
+):
+    handed, other, later = (add_row(cfg, factory, key=f"ack.T-{n}") for n in (1, 2, 3))
+    with factory.begin() as session:  # a retry that is not due yet
+        session.get(OutboundMessage, later).next_attempt_at = utcnow() + timedelta(minutes=5)
+    transport = FakeTransport([])
+    assert outbox.send_rows(factory, transport, cfg, [handed, later]) == 1
+    assert outbox.send_rows(factory, transport, cfg, [handed]) == 0  # sent already
+    assert transport.sent == [handed]
+    assert [get(factory, i).status for i in (handed, other, later)] == [
+        "sent",
+        "pending",
+        "pending",
+    ]
+
+
 def test_permanent_failure_is_recorded(cfg: Config, factory: sessionmaker[Session]):
     row_id = add_row(cfg, factory)
     transport = FakeTransport([TransportError("550 no such user", permanent=True)])

@@ -5,20 +5,28 @@ from __future__ import annotations
 import email
 from collections.abc import Callable
 
+import pytest
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot.config import Config
 from mailbot.inbound import ledger
 from mailbot.inbound.ledger import RawMail
-from mailbot.inbound.pipeline import Pipeline
+from mailbot.inbound.pipeline import Outcome, Pipeline
 from mailbot.models import Case, CaseEvent, InboundMessage, OutboundMessage
 from tests.conftest import request_message
+
+OUTCOMES: list[tuple[int, Outcome]] = []  # (ledger id, outcome) of ``ingest``, in order
+
+
+@pytest.fixture(autouse=True)
+def _forget_outcomes() -> None:
+    OUTCOMES.clear()
 
 
 def ingest(cfg: Config, factory: sessionmaker[Session], raw: bytes, name: str) -> int:
     [ledger_id] = ledger.store_batch(factory, [RawMail("test", raw, source_name=name)])
-    Pipeline(cfg, factory).process(ledger_id)
+    OUTCOMES.append((ledger_id, Pipeline(cfg, factory).process(ledger_id)))
     return ledger_id
 
 
@@ -40,6 +48,8 @@ def test_request_opens_case_with_ack_and_alert(cfg: Config, factory: sessionmake
         assert [e.kind for e in case.events] == ["opened"]
     ack, alert = outbox(factory)
     assert (ack.kind, ack.recipients) == ("ack", ["dwhitfield@harlanpd.test"])
+    [(_, outcome)] = OUTCOMES
+    assert outcome.mail == (ack.id, alert.id)  # handed to the daemon's sender at once
     assert (alert.kind, alert.recipients) == ("alert", ["coord@mvai.test"])
     msg = email.message_from_bytes(ack.raw)
     assert msg["Message-ID"] == f"<ack.{case.ref}@mvai.test>"
@@ -104,6 +114,7 @@ def test_duplicate_delivery_opens_no_second_case(cfg: Config, factory: sessionma
         row = session.get(InboundMessage, second)
         assert (row.status, row.kind) == ("ignored", "duplicate")
     assert [o.kind for o in outbox(factory)] == ["ack", "alert"]
+    assert OUTCOMES[1][1].mail == ()  # nothing new for the sender
 
 
 def test_same_message_id_different_content_is_not_a_duplicate(
