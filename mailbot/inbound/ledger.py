@@ -76,44 +76,72 @@ def _sniff(raw: bytes) -> tuple[str | None, str | None, str | None]:
     return (ids[0][:998] if ids else None), sender, subject
 
 
-def _existing(session: Session, mail: RawMail) -> InboundMessage | None:
-    query = select(InboundMessage).where(InboundMessage.mailbox == mail.mailbox)
+Key = tuple[str, int | None, int | str]  # (mailbox, uidvalidity, uid) or (mailbox, None, name)
+
+
+def _key(mail: RawMail) -> Key | None:
     if mail.uid is not None:
-        query = query.where(
-            InboundMessage.uidvalidity == mail.uidvalidity, InboundMessage.uid == mail.uid
+        return (mail.mailbox, mail.uidvalidity, mail.uid)
+    if mail.source_name is not None:
+        return (mail.mailbox, None, mail.source_name)
+    return None  # nothing names it: always a new row
+
+
+def _existing(session: Session, mails: Sequence[RawMail]) -> dict[Key, int]:
+    """The ledger ids of those of ``mails`` that are stored already: one query per mailbox
+    and kind of name, not one per message."""
+    found: dict[Key, int] = {}
+    wanted: dict[tuple[str, int | None, bool], list[int | str]] = {}
+    for mail in mails:
+        if (key := _key(mail)) is not None:
+            wanted.setdefault((key[0], key[1], mail.uid is not None), []).append(key[2])
+    for (mailbox, uidvalidity, by_uid), names in wanted.items():
+        query = select(InboundMessage.id, InboundMessage.uid, InboundMessage.source_name).where(
+            InboundMessage.mailbox == mailbox
         )
-    elif mail.source_name is not None:
-        query = query.where(InboundMessage.source_name == mail.source_name)
-    else:
-        return None
-    return session.scalars(query).first()
+        if by_uid:
+            query = query.where(
+                InboundMessage.uidvalidity == uidvalidity, InboundMessage.uid.in_(names)
+            )
+        else:
+            query = query.where(InboundMessage.source_name.in_(names))
+        for ledger_id, uid, source_name in session.execute(query):
+            name = uid if by_uid else source_name
+            found[(mailbox, uidvalidity if by_uid else None, name)] = ledger_id
+    return found
 
 
 def store_batch(factory: sessionmaker[Session], mails: Sequence[RawMail]) -> list[int]:
-    """Commit the raw bytes of ``mails`` in one transaction; returns their ledger ids."""
-    ids: list[int] = []
+    """Commit the raw bytes of ``mails`` in one transaction; returns their ledger ids (the
+    existing row's for a message stored before, or twice in ``mails``)."""
     with transaction(factory) as session:
+        existing: dict[Key, int | InboundMessage] = dict(_existing(session, mails))
+        stored: list[int | InboundMessage] = []
         for mail in mails:
-            row = _existing(session, mail)
-            if row is None:
-                message_id, sender, subject = _sniff(mail.raw)
-                row = InboundMessage(
-                    mailbox=mail.mailbox,
-                    uidvalidity=mail.uidvalidity,
-                    uid=mail.uid,
-                    source_name=mail.source_name,
-                    message_id=message_id,
-                    sha256=content_hash(mail.raw),
-                    raw=mail.raw,
-                    size=mail.size if mail.size is not None else len(mail.raw),
-                    from_addr=sender,
-                    subject=subject,
-                    status="pending",
-                )
-                session.add(row)
-                session.flush()
-            ids.append(row.id)
-    return ids
+            key = _key(mail)
+            if key is not None and key in existing:
+                stored.append(existing[key])
+                continue
+            message_id, sender, subject = _sniff(mail.raw)
+            row = InboundMessage(
+                mailbox=mail.mailbox,
+                uidvalidity=mail.uidvalidity,
+                uid=mail.uid,
+                source_name=mail.source_name,
+                message_id=message_id,
+                sha256=content_hash(mail.raw),
+                raw=mail.raw,
+                size=mail.size if mail.size is not None else len(mail.raw),
+                from_addr=sender,
+                subject=subject,
+                status="pending",
+            )
+            session.add(row)
+            stored.append(row)
+            if key is not None:
+                existing[key] = row
+        session.flush()  # the new rows in one INSERT (PostgreSQL), their ids back
+        return [item if isinstance(item, int) else item.id for item in stored]
 
 
 def known(

@@ -6,7 +6,7 @@ import threading
 import time
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot.inbound import ledger
@@ -39,6 +39,44 @@ def test_store_batch_is_idempotent_per_source_key(factory: sessionmaker[Session]
         assert row.sha256 == content_hash(raw)
         assert session.scalar(select(func.count(InboundMessage.id))) == 2
     assert ledger.known(factory, "imap:x", 7, [1, 2, 3]) == {1}
+
+
+def test_a_batch_is_looked_up_and_stored_in_a_few_statements_in_order(
+    factory: sessionmaker[Session],
+):
+    raws = [request_message(message_id=f"<b{n}@x.test>") for n in range(5)]
+    [old_uid] = ledger.store_batch(factory, [RawMail("imap:x", raws[0], uidvalidity=7, uid=1)])
+    [old_name] = ledger.store_batch(factory, [RawMail("cli", raws[1], source_name="n1")])
+    mails = [
+        RawMail("imap:x", raws[2], uidvalidity=7, uid=2),
+        RawMail("imap:x", raws[0], uidvalidity=7, uid=1),  # stored before
+        RawMail("cli", raws[1], source_name="n1"),  # stored before
+        RawMail("imap:x", raws[3], uidvalidity=7, uid=3),
+        RawMail("imap:x", raws[3], uidvalidity=7, uid=3),  # twice in this batch
+        RawMail("imap:x", raws[4], uidvalidity=9, uid=1),  # another UIDVALIDITY: new
+        RawMail("cli", raws[4]),  # no name: always new
+    ]
+    engine = factory.kw["bind"]
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, params, context, executemany):  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", seen)
+    ids = ledger.store_batch(factory, mails)
+    event.remove(engine, "before_cursor_execute", seen)
+    assert ids[1:3] == [old_uid, old_name] and ids[3] == ids[4]
+    assert len(set(ids)) == 6 and ids[0] > old_name
+    with factory() as session:
+        rows = {r.id: r for r in session.scalars(select(InboundMessage))}
+    assert len(rows) == 2 + 4
+    for ledger_id, mail in zip(ids, mails, strict=True):
+        row = rows[ledger_id]
+        assert (row.raw, row.uidvalidity, row.uid) == (mail.raw, mail.uidvalidity, mail.uid)
+    looked_up = [s for s in statements if s.startswith("SELECT")]
+    assert len(looked_up) == 3  # one per mailbox and UIDVALIDITY (or names), not per message
+    if engine.dialect.name == "postgresql":  # the new rows in one INSERT ... RETURNING
+        assert len([s for s in statements if s.startswith("INSERT")]) == 1
 
 
 def test_store_accepts_any_bytes(factory: sessionmaker[Session]):
