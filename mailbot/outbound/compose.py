@@ -37,7 +37,9 @@ _ADDRESS = re.compile(
 
 def one_line(value: str, limit: int = 200) -> str:
     """A header-safe single line: CR, LF and other control characters cannot add headers."""
-    text = " ".join("".join(ch if ch.isprintable() else " " for ch in value).split())
+    if not value.isprintable():  # the common case needs no pass per character
+        value = "".join(ch if ch.isprintable() else " " for ch in value)
+    text = " ".join(value.split())
     text = text.replace("=?", "= ?")  # never let a value be read back as an encoded word
     text = text.replace("\ufffd", "?")  # the email package cannot fold it in some contexts
     return text if len(text) <= limit else text[: limit - 1] + "…"

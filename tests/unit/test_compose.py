@@ -155,3 +155,23 @@ def test_a_message_id_too_long_for_a_line_is_left_out_of_the_thread_headers(cfg:
     assert_well_formed(raw)
     assert msg["In-Reply-To"] is None
     assert msg["References"] == "<ok@agency.test>"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Re: help after the shooting [MVAI-2026-0001]",
+        "two  spaces\tand a tab",
+        "CR\r\nBcc: evil@attacker.test",
+        "nul\x00 and bell\x07",
+        "line\u2028separator and nbsp\xa0here",
+        "=?utf-8?q?encoded?= and \ufffd",
+        "",
+        "  \t ",
+    ],
+)
+def test_one_line_takes_out_every_control_character_and_folds_spaces(value: str):
+    line = compose.one_line(value, 500)
+    assert line.isprintable() and "  " not in line and line == line.strip()
+    reference = " ".join("".join(c if c.isprintable() else " " for c in value).split())
+    assert line == reference.replace("=?", "= ?").replace("\ufffd", "?")
