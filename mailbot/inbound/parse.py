@@ -16,6 +16,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.errors import HeaderParseError
 from email.header import decode_header
 from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
@@ -112,20 +113,26 @@ def decode_text(value: object) -> str:
     if "=?" in text:
         try:
             parts = decode_header(text)
-        except (ValueError, LookupError, UnicodeError, AssertionError):
-            parts = [(text, None)]
+        except (ValueError, LookupError, UnicodeError, AssertionError, HeaderParseError):
+            parts = [(text, None)]  # e.g. an encoded word whose base64 is cut short
         text = "".join(
             _decode_bytes(chunk, charset) if isinstance(chunk, bytes) else chunk
             for chunk, charset in parts
         )
-    return " ".join(_clean(text).split())
+    return " ".join(_header_clean(text).split())
+
+
+def _header_clean(text: str) -> str:
+    """``_clean``, and no NUL: PostgreSQL refuses NUL in text, and a sender or subject holding
+    one kept the message out of the ledger (header values only: a body keeps its bytes)."""
+    return _clean(text).replace("\x00", "")
 
 
 def message_ids(value: str | None) -> tuple[str, ...]:
     """The Message-IDs in a header such as References, without angle brackets."""
     if not value:
         return ()
-    value = _clean(value)
+    value = _header_clean(value)
     found = _MSGID_RE.findall(value)
     if not found and _BARE_MSGID.fullmatch(value.strip()):
         found = [value.strip().strip("<>")]
