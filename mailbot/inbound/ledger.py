@@ -10,6 +10,7 @@ a crash at any point is recovered at restart without loss.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,11 +18,14 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 
 from sqlalchemy import select
+from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot.db import reading, transaction
 from mailbot.inbound.parse import decode_text, message_ids
 from mailbot.models import InboundMessage
+
+log = logging.getLogger(__name__)
 
 # Headers a delivery adds on the way in; the same message delivered twice differs only here.
 _TRACE_HEADERS = frozenset(
@@ -113,7 +117,29 @@ def _existing(session: Session, mails: Sequence[RawMail]) -> dict[Key, int]:
 
 def store_batch(factory: sessionmaker[Session], mails: Sequence[RawMail]) -> list[int]:
     """Commit the raw bytes of ``mails`` in one transaction; returns their ledger ids (the
-    existing row's for a message stored before, or twice in ``mails``)."""
+    existing row's for a message stored before, or twice in ``mails``).
+
+    A value the database refuses (a header field it cannot hold) must not keep a message, or
+    the lot fetched with it, out of the ledger at every poll: the lot is then stored a message
+    at a time, and a message refused alone is stored with its raw bytes only (the pipeline
+    reads the headers again)."""
+    try:
+        return _store(factory, mails, sniff=True)
+    except DataError as exc:
+        if len(mails) > 1:
+            return [i for mail in mails for i in store_batch(factory, [mail])]
+        reason = " ".join(str(exc.orig).split())[:200]
+        log.warning("ledger: %s stored without its header fields: %s", _name(mails[0]), reason)
+        return _store(factory, mails, sniff=False)
+
+
+def _name(mail: RawMail) -> str:
+    if mail.uid is not None:
+        return f"{mail.mailbox} UID {mail.uid}"
+    return f"{mail.mailbox} {mail.source_name or '(unnamed)'}"
+
+
+def _store(factory: sessionmaker[Session], mails: Sequence[RawMail], sniff: bool) -> list[int]:
     with transaction(factory) as session:
         existing: dict[Key, int | InboundMessage] = dict(_existing(session, mails))
         stored: list[int | InboundMessage] = []
@@ -122,7 +148,7 @@ def store_batch(factory: sessionmaker[Session], mails: Sequence[RawMail]) -> lis
             if key is not None and key in existing:
                 stored.append(existing[key])
                 continue
-            message_id, sender, subject = _sniff(mail.raw)
+            message_id, sender, subject = _sniff(mail.raw) if sniff else (None, None, None)
             row = InboundMessage(
                 mailbox=mail.mailbox,
                 uidvalidity=mail.uidvalidity,

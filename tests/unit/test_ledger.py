@@ -6,6 +6,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -77,6 +78,37 @@ def test_a_batch_is_looked_up_and_stored_in_a_few_statements_in_order(
     assert len(looked_up) == 3  # one per mailbox and UIDVALIDITY (or names), not per message
     if engine.dialect.name == "postgresql":  # the new rows in one INSERT ... RETURNING
         assert len([s for s in statements if s.startswith("INSERT")]) == 1
+
+
+def test_a_header_the_database_refuses_keeps_no_message_out_of_the_ledger(
+    factory: sessionmaker[Session],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+):
+    if factory.kw["bind"].dialect.name != "postgresql":
+        pytest.skip("a value the database refuses (NUL in text): PostgreSQL only")
+    raws = [request_message(message_id=f"<r{n}@x.test>") for n in range(3)]
+    sniff = ledger._sniff  # noqa: SLF001
+
+    def refused_for_the_second(raw: bytes):  # type: ignore[no-untyped-def]
+        message_id, sender, subject = sniff(raw)
+        return (
+            (message_id, "nul\x00here", subject)
+            if raw == raws[1]
+            else (message_id, sender, subject)
+        )
+
+    monkeypatch.setattr(ledger, "_sniff", refused_for_the_second)
+    mails = [RawMail("imap:x", raw, uidvalidity=7, uid=n) for n, raw in enumerate(raws)]
+    ids = ledger.store_batch(factory, mails)
+    assert len(set(ids)) == 3
+    with factory() as session:
+        rows = [session.get(InboundMessage, i) for i in ids]
+    assert [r.raw for r in rows] == raws and [r.status for r in rows] == ["pending"] * 3
+    assert rows[1].from_addr is None and rows[1].message_id is None  # read again later
+    assert rows[0].from_addr and rows[2].from_addr
+    assert "imap:x UID 1 stored without its header fields" in caplog.text
+    assert ledger.store_batch(factory, mails) == ids  # and stored once
 
 
 def test_store_accepts_any_bytes(factory: sessionmaker[Session]):
