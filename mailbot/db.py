@@ -115,15 +115,11 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
         yield session
 
 
-@contextmanager
-def reading(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """A session for reads only. It ends with COMMIT, not with the ROLLBACK of a plain
-    session's close: psycopg forgets every prepared statement of a connection when it rolls
-    back, and the daemon's reads between requests (the outbox's due rows, the ledger's pending
-    ones) made PostgreSQL parse and plan every statement of every request again."""
-    with factory() as session:
-        yield session
-        session.commit()
+# Reads too end with COMMIT rather than the ROLLBACK of a plain session's close: psycopg
+# forgets every prepared statement of a connection when it rolls back, and the daemon's reads
+# between requests (the outbox's due rows, the ledger's pending ones) made PostgreSQL parse and
+# plan every statement of every request again. The name says what the caller does.
+reading = transaction
 
 
 def _alembic_config(engine: Engine) -> AlembicConfig:

@@ -91,27 +91,41 @@ def _key(mail: RawMail) -> Key | None:
     return None  # nothing names it: always a new row
 
 
+def _ids_by_uid(
+    session: Session, mailbox: str, uidvalidity: int | None, uids: Sequence[int]
+) -> dict[int, int]:
+    """{uid: ledger id} of the rows among ``uids`` held for this mailbox and UIDVALIDITY."""
+    rows = session.execute(
+        select(InboundMessage.uid, InboundMessage.id).where(
+            InboundMessage.mailbox == mailbox,
+            InboundMessage.uidvalidity == uidvalidity,
+            InboundMessage.uid.in_(list(uids)),
+        )
+    )
+    return {int(uid): ledger_id for uid, ledger_id in rows}
+
+
 def _existing(session: Session, mails: Sequence[RawMail]) -> dict[Key, int]:
     """The ledger ids of those of ``mails`` that are stored already: one query per mailbox
-    and kind of name, not one per message."""
-    found: dict[Key, int] = {}
-    wanted: dict[tuple[str, int | None, bool], list[int | str]] = {}
+    and UIDVALIDITY (or per mailbox, for named messages), not one per message."""
+    uids: dict[tuple[str, int | None], list[int]] = {}
+    names: dict[str, list[str]] = {}
     for mail in mails:
-        if (key := _key(mail)) is not None:
-            wanted.setdefault((key[0], key[1], mail.uid is not None), []).append(key[2])
-    for (mailbox, uidvalidity, by_uid), names in wanted.items():
-        query = select(InboundMessage.id, InboundMessage.uid, InboundMessage.source_name).where(
-            InboundMessage.mailbox == mailbox
-        )
-        if by_uid:
-            query = query.where(
-                InboundMessage.uidvalidity == uidvalidity, InboundMessage.uid.in_(names)
+        if mail.uid is not None:
+            uids.setdefault((mail.mailbox, mail.uidvalidity), []).append(mail.uid)
+        elif mail.source_name is not None:
+            names.setdefault(mail.mailbox, []).append(mail.source_name)
+    found: dict[Key, int] = {}
+    for (mailbox, uidvalidity), group in uids.items():
+        held = _ids_by_uid(session, mailbox, uidvalidity, group)
+        found.update(((mailbox, uidvalidity, uid), i) for uid, i in held.items())
+    for mailbox, group in names.items():
+        rows = session.execute(
+            select(InboundMessage.source_name, InboundMessage.id).where(
+                InboundMessage.mailbox == mailbox, InboundMessage.source_name.in_(group)
             )
-        else:
-            query = query.where(InboundMessage.source_name.in_(names))
-        for ledger_id, uid, source_name in session.execute(query):
-            name = uid if by_uid else source_name
-            found[(mailbox, uidvalidity if by_uid else None, name)] = ledger_id
+        )
+        found.update(((mailbox, None, name), i) for name, i in rows)
     return found
 
 
@@ -128,8 +142,9 @@ def store_batch(factory: sessionmaker[Session], mails: Sequence[RawMail]) -> lis
     except DataError as exc:
         if len(mails) > 1:
             return [i for mail in mails for i in store_batch(factory, [mail])]
-        reason = " ".join(str(exc.orig).split())[:200]
-        log.warning("ledger: %s stored without its header fields: %s", _name(mails[0]), reason)
+        # the error's kind only: the server's text may quote the refused value
+        kind = f"{type(exc.orig).__name__}, SQLSTATE {getattr(exc.orig, 'sqlstate', '?')}"
+        log.warning("ledger: %s stored without its header fields (%s)", _name(mails[0]), kind)
         return _store(factory, mails, sniff=False)
 
 
@@ -177,14 +192,7 @@ def known(
     if not uids:
         return set()
     with reading(factory) as session:
-        rows = session.scalars(
-            select(InboundMessage.uid).where(
-                InboundMessage.mailbox == mailbox,
-                InboundMessage.uidvalidity == uidvalidity,
-                InboundMessage.uid.in_(list(uids)),
-            )
-        )
-        return {int(u) for u in rows if u is not None}
+        return set(_ids_by_uid(session, mailbox, uidvalidity, uids))
 
 
 def raw_items(

@@ -157,6 +157,9 @@ def _body(text: str) -> tuple[str, bytes]:
     return ("7bit" if text.isascii() else "8bit"), payload
 
 
+NEW_MAIL = "mailbot.new_mail"  # session.info key: the outbox rows this session wrote
+
+
 def enqueue(
     session: Session,
     cfg: Config,
@@ -230,9 +233,6 @@ def enqueue(
     session.add(row)
     session.info.setdefault(NEW_MAIL, []).append(row)
     return row
-
-
-NEW_MAIL = "mailbot.new_mail"  # session.info key: the outbox rows this session wrote
 
 
 def new_mail(session: Session) -> list[OutboundMessage]:

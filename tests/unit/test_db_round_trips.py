@@ -40,6 +40,11 @@ def work_requests(cfg: Config, factory: sessionmaker[Session], out: Path, count:
         assert outbox.send_due(factory, transport, cfg) == 2  # the ack and the alert
 
 
+def postgres_only(factory: sessionmaker[Session]) -> None:
+    if factory.kw["bind"].dialect.name != "postgresql":
+        pytest.skip("PostgreSQL only (MAILBOT_TEST_DB=postgresql)")
+
+
 def test_the_work_of_a_request_never_rolls_back(
     cfg: Config, factory: sessionmaker[Session], tmp_path: Path
 ):
@@ -53,9 +58,8 @@ def test_the_work_of_a_request_never_rolls_back(
 def test_postgresql_keeps_the_statements_of_a_request_prepared(
     cfg: Config, factory: sessionmaker[Session], tmp_path: Path
 ):
+    postgres_only(factory)
     engine = factory.kw["bind"]
-    if engine.dialect.name != "postgresql":
-        pytest.skip("prepared statements: PostgreSQL only (MAILBOT_TEST_DB=postgresql)")
     # psycopg prepares a statement on its 6th run; one connection does all of this work
     work_requests(cfg, factory, tmp_path / "out", 8)
     with engine.connect() as conn:
@@ -67,9 +71,8 @@ def test_postgresql_keeps_the_statements_of_a_request_prepared(
 def test_postgresql_gets_rows_inserted_together_as_one_statement(
     cfg: Config, factory: sessionmaker[Session], tmp_path: Path
 ):
+    postgres_only(factory)
     engine = factory.kw["bind"]
-    if engine.dialect.name != "postgresql":
-        pytest.skip("psycopg 3's executemany: PostgreSQL only (MAILBOT_TEST_DB=postgresql)")
     many: list[str] = []
 
     def seen(cursor, statement, parameters, context):  # type: ignore[no-untyped-def]
@@ -91,11 +94,6 @@ def cut_connections(factory: sessionmaker[Session]) -> int:
                 "WHERE datname = current_database() AND pid <> pg_backend_pid()"
             ).fetchall()
         )
-
-
-def postgres_only(factory: sessionmaker[Session]) -> None:
-    if factory.kw["bind"].dialect.name != "postgresql":
-        pytest.skip("pooled connections to a server: PostgreSQL only (MAILBOT_TEST_DB=postgresql)")
 
 
 def test_a_connection_idle_for_a_while_is_pinged_and_replaced_when_dead(
