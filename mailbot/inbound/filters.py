@@ -183,8 +183,10 @@ def _parts(message: Message) -> Iterator[Message]:
     while stack:  # a loop, not recursion: hostile mail nests parts thousands deep
         part = stack.pop()
         yield part
-        payload = part.get_payload()
-        if part.get_content_maintype() != "message" and isinstance(payload, list):
+        # is_multipart() first: get_payload() on a leaf decodes its text, which costs a pass
+        # and raises TypeError for a charset given in RFC 2231 form beside 8-bit bytes
+        if part.is_multipart() and part.get_content_maintype() != "message":
+            payload = part.get_payload()
             stack.extend(p for p in reversed(payload) if isinstance(p, Message))
 
 

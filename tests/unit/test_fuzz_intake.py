@@ -101,6 +101,11 @@ def mutated(draw: st.DrawFn) -> bytes:
         1,
     )
 )
+@example(  # a charset in RFC 2231 form beside 8-bit bytes: get_payload() raised TypeError
+    raw=b"From: Anne Person <aperson@example.com>\nTo: mvai@mvai.test\nSubject: Re: help\n"
+    b"Mime-Version: 1.0\nContent-Type: multipart/mixed; boundary=XX\n\n--XX\n"
+    b"Content-Type: text/plain; charset*=us-ascii''us-ascii\n\x80\n\npart 1\n--XX--\n"
+)
 @given(raw=mutated())
 def test_mutated_messages_are_handled_and_mail_goes_only_to_known_addresses(cfg, factory, raw):
     [ledger_id] = ledger.store_batch(
