@@ -68,6 +68,7 @@ class Daemon:
             self.mailbox_lock = MailboxLock(self.engine, self.source.name)
         self.next_lock_try = 0.0
         self.last_round_at: float | None = None  # Unix time of the last round without an error
+        self.stalled = False  # the last round stopped at a row the database could not take
         self.metrics: MetricsServer | None = None
 
     @property
@@ -181,14 +182,16 @@ class Daemon:
 
     def step(self) -> int:
         """One round: process the ledger, fetching new mail whenever no pending row is left
-        (``_pending``), and wake the sender. Returns how many messages were handled."""
-        handled = 0
+        (``_pending``), and wake the sender. Returns how many messages were handled; a
+        round that stopped because the database could not take a row sets ``stalled``."""
+        handled, self.stalled = 0, False
         for ledger_id, read in self.reader.read(self._pending()):
             if self.stop.is_set():
                 break
             self._take_over_mailbox()
             outcome = self.pipeline.process(ledger_id, read)
-            if outcome.status == "pending":  # database unavailable: try again next round
+            if outcome.status == "pending":  # database unavailable: retried after a pause
+                self.stalled = True
                 break
             if outcome.mail:
                 self.outbox_new.extend(outcome.mail)
@@ -275,6 +278,10 @@ class Daemon:
             while not self.stop.is_set():
                 try:
                     self.step()
+                    if self.stalled:  # not a wait for new mail: the row waits in the ledger
+                        failures += 1
+                        self.stop.wait(min(60.0, 2.0**failures))
+                        continue
                     failures = 0
                     self.last_round_at = time.time()
                 except MailboxError as exc:

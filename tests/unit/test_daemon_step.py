@@ -1,6 +1,7 @@
 """One round of the daemon (Daemon.step) on a Maildir: the mailbox is polled when no pending
 row is left, once per idle round, not once more on top of that; the sender gets the round's
-mail without asking the database for each request."""
+mail without asking the database for each request; a row the database could not take is
+retried after a short pause, not after the next new mail."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from sqlalchemy import select
 from mailbot import db
 from mailbot.config import Config
 from mailbot.daemon import Daemon
-from mailbot.models import OutboundMessage
+from mailbot.inbound.pipeline import Outcome
+from mailbot.models import InboundMessage, OutboundMessage
 from mailbot.outbound import outbox
 from tests.conftest import request_message
 
@@ -90,3 +92,45 @@ def test_the_sender_sends_the_rows_a_round_commits_without_asking_for_each(
         daemon.stop.set()
         daemon.outbox_wake.set()
         sender.join(5)
+
+
+def test_a_row_the_database_could_not_take_is_retried_soon_not_at_the_next_mail(
+    daemon: Daemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first try of the row meets an unavailable database. The mailbox then stays quiet
+    (``wait`` blocks like an IDLE with no new mail): the row must still be taken within
+    seconds, by the daemon's own retry, not 60 s later when IDLE times out."""
+    new = daemon.source.inbox / "new"  # type: ignore[attr-defined]
+    (new / "req").write_bytes(request_message(message_id="<stall@x.test>"))
+    process, tries = daemon.pipeline.process, []
+
+    def unavailable_once(ledger_id: int, read: Any = None) -> Outcome:
+        tries.append(time.monotonic())
+        if len(tries) == 1:
+            return Outcome(ledger_id, "pending", None, None, "database unavailable", 0.0)
+        return process(ledger_id, read)
+
+    monkeypatch.setattr(daemon.pipeline, "process", unavailable_once)
+    monkeypatch.setattr(daemon.source, "wait", lambda timeout, stop: stop.wait(timeout))
+    monkeypatch.setattr(daemon, "prepare", lambda: None)  # the fixture made it ready
+    monkeypatch.setattr(daemon, "catch_up", lambda: None)
+
+    def stop_when_taken() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not daemon.stop.is_set():
+            with db.reading(daemon.factory) as session:
+                if session.scalar(select(InboundMessage.status)) == "processed":
+                    break
+            time.sleep(0.05)
+        daemon.stop.set()
+
+    watcher = threading.Thread(target=stop_when_taken, daemon=True)
+    watcher.start()
+    started = time.monotonic()
+    daemon.run()  # main thread: it installs signal handlers
+    watcher.join(5)
+    with db.reading(daemon.factory) as session:
+        assert session.scalar(select(InboundMessage.status)) == "processed"
+    assert len(tries) == 2
+    assert tries[1] - tries[0] < 10, "the row waited for the mailbox, not for a retry"
+    assert time.monotonic() - started < 15
