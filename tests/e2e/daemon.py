@@ -160,11 +160,18 @@ def mid(value: object) -> str:
     return "".join(str(value).split())
 
 
-def wait_for(condition: Callable[[], object], timeout: float, what: str) -> float:
-    """Poll condition until it is true; return the seconds it took (AssertionError if never)."""
+def wait_for(
+    condition: Callable[[], object],
+    timeout: float,
+    what: str,
+    detail: Callable[[], str] | None = None,
+) -> float:
+    """Poll condition until it is true; return the seconds it took (AssertionError if never,
+    with what ``detail`` returns then: say, the tail of the daemon's log)."""
     started = time.monotonic()
     while not condition():
         if time.monotonic() - started > timeout:
-            raise AssertionError(f"{what}: not within {timeout}s")
+            more = f"\n{detail()}" if detail is not None else ""
+            raise AssertionError(f"{what}: not within {timeout}s{more}")
         time.sleep(0.1)
     return time.monotonic() - started

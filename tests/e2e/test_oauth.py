@@ -199,7 +199,12 @@ def test_tokens_are_replaced_before_they_expire_and_after_they_did(
     time.sleep(9)
     connected = daemon.log().count("imap: connected")
     oauth_dovecot.start()
-    wait_for(lambda: daemon.log().count("imap: connected") > connected, 60, "a reconnect")
+    wait_for(
+        lambda: daemon.log().count("imap: connected") > connected,
+        60,
+        "a reconnect",
+        lambda: f"daemon log:\n{daemon.log()[-4000:]}\ndovecot log:\n{oauth_dovecot.log()[-2000:]}",
+    )
     req = request("oauth2 after expiry")
     oauth_dovecot.deliver(MVAI, req.as_bytes())
     acknowledged(oauth_dovecot, daemon, req)
