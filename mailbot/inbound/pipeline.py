@@ -18,9 +18,10 @@ import time
 from dataclasses import dataclass
 from functools import cached_property
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, aliased, defer, sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
 
 from mailbot.cases import attachments, replies, service
 from mailbot.config import Config
@@ -94,15 +95,16 @@ class Pipeline:
         started = time.monotonic()
         try:
             with transaction(self.factory) as session:
-                # Another worker (PostgreSQL) may hold this row: skip it rather than wait.
-                row = session.scalars(
-                    select(InboundMessage)
-                    .where(InboundMessage.id == ledger_id, InboundMessage.status == "pending")
-                    .with_for_update(skip_locked=True)
+                raw_given = read is not None and read.raw is not None
+                found = session.execute(
+                    _ROW_RAW_GIVEN if raw_given else _ROW, {"ledger_id": ledger_id}
                 ).first()
-                if row is None:
+                if found is None:
                     return Outcome(ledger_id, "skipped", None, None, "not pending", 0.0)
-                result = self._handle(session, row, read)
+                row, earlier = found
+                if raw_given:  # the reader loaded them moments ago: not again
+                    set_committed_value(row, "raw", read.raw)
+                result = self._handle(session, row, read, earlier)
                 row.status, row.kind, row.reason = result.status, result.kind, result.reason
                 row.case_id, row.duplicate_of = result.case_id, result.duplicate_of
                 row.attempts += 1
@@ -141,7 +143,9 @@ class Pipeline:
             row.attempts += 1
             row.processed_at = utcnow()
 
-    def _handle(self, session: Session, row: InboundMessage, read: Read | None) -> _Result:
+    def _handle(
+        self, session: Session, row: InboundMessage, read: Read | None, earlier: int | None
+    ) -> _Result:
         limit = self.cfg.limits.max_message_bytes
         if row.raw is None:
             raise Quarantine("no raw bytes stored for this message")
@@ -151,7 +155,12 @@ class Pipeline:
                 "the original stays in the mailbox"
             )
         msg = parse(row.raw)
-        result = self._handle_parsed(session, row, msg, read)
+        message_id = msg.message_id or row.message_id
+        if message_id == row.message_id:  # as the ledger read it: the row's query checked it
+            duplicate = earlier if message_id else None
+        else:
+            duplicate = self._duplicate_of(session, row, message_id)
+        result = self._handle_parsed(session, row, msg, read, duplicate)
         # Set after the handling's queries, so that they go in the UPDATE of the outcome rather
         # than in one of their own (the ledger stored a first reading of them).
         row.message_id = msg.message_id or row.message_id
@@ -160,9 +169,13 @@ class Pipeline:
         return result
 
     def _handle_parsed(
-        self, session: Session, row: InboundMessage, msg: ParsedMessage, read: Read | None
+        self,
+        session: Session,
+        row: InboundMessage,
+        msg: ParsedMessage,
+        read: Read | None,
+        duplicate: int | None,
     ) -> _Result:
-        duplicate = self._duplicate_of(session, row, msg.message_id or row.message_id)
         if duplicate is not None:
             return _Result(
                 "ignored",
@@ -210,12 +223,43 @@ class Pipeline:
         if not message_id:
             return None
         return session.scalars(
-            select(InboundMessage.id).where(
+            select(InboundMessage.id)
+            .where(
                 InboundMessage.message_id == message_id,
                 InboundMessage.sha256 == row.sha256,
                 InboundMessage.id < row.id,
             )
+            .order_by(InboundMessage.id)
+            .limit(1)
         ).first()
+
+
+def _row_statement(raw_given: bool) -> Select[tuple[InboundMessage, int | None]]:
+    """The pending row, locked (another worker, on PostgreSQL, may hold it: skipped rather
+    than waited for), with the first earlier row of the same Message-ID and content as the
+    ledger stored them: the duplicate check in the same round trip. Without the raw bytes
+    when the reader has them."""
+    earlier = aliased(InboundMessage)
+    duplicate = (
+        select(earlier.id)
+        .where(
+            earlier.message_id == InboundMessage.message_id,
+            earlier.sha256 == InboundMessage.sha256,
+            earlier.id < InboundMessage.id,
+        )
+        .order_by(earlier.id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    statement = (
+        select(InboundMessage, duplicate)
+        .where(InboundMessage.id == bindparam("ledger_id"), InboundMessage.status == "pending")
+        .with_for_update(skip_locked=True, of=InboundMessage)
+    )
+    return statement.options(defer(InboundMessage.raw)) if raw_given else statement
+
+
+_ROW, _ROW_RAW_GIVEN = _row_statement(False), _row_statement(True)
 
 
 def _one_line(value: object, limit: int = 300) -> str:

@@ -35,7 +35,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -61,10 +61,13 @@ LoadRaw = Callable[[Sequence[int]], list[Item]]
 
 @dataclass(frozen=True)
 class Read:
-    """What a worker made of one ledger row: the extraction, or why there is none."""
+    """What a worker made of one ledger row: the extraction, or why there is none; and, added
+    in the daemon's process (never sent to or from a worker), the raw bytes it was read from,
+    so that the pipeline need not load them from the database a second time."""
 
     extraction: Extraction | None = None
     error: str | None = None
+    raw: bytes | None = None
 
 
 # --- the work itself (in a worker process, or in the daemon's with workers = 0) ---------------
@@ -166,6 +169,12 @@ def _serve(
 
 
 # --- the daemon's side -------------------------------------------------------------------------
+
+
+def _with_raw(reads: dict[int, Read], items: Sequence[Item]) -> dict[int, Read]:
+    """Each read row's ``Read`` with its raw bytes (a row the filters dropped, or one not
+    read, gets a ``Read`` with the bytes only: the pipeline treats it as not read ahead)."""
+    return {ledger_id: replace(reads.get(ledger_id) or Read(), raw=raw) for ledger_id, raw in items}
 
 
 def _context(cfg: Config) -> multiprocessing.context.BaseContext:
@@ -351,7 +360,8 @@ class Reader:
 
         if not self.workers:
             while chunk := next_chunk():
-                reads = self._inline(chunk)
+                items = self.load_raw(chunk)
+                reads = _with_raw(self._inline_items(items), items)
                 for ledger_id in chunk:
                     yield ledger_id, reads.get(ledger_id)
             return
@@ -379,14 +389,11 @@ class Reader:
         dispatch()
         while inflight:
             chunk, items, worker, seq = inflight.popleft()
-            reads = self._collect(worker, seq, items)
+            reads = _with_raw(self._collect(worker, seq, items), items)
             free.append(worker)
             dispatch()
             for ledger_id in chunk:
                 yield ledger_id, reads.get(ledger_id)
-
-    def _inline(self, chunk: list[int]) -> dict[int, Read]:
-        return self._inline_items(self.load_raw(chunk))
 
     def _inline_items(self, items: list[Item]) -> dict[int, Read]:
         if self.inline is None:

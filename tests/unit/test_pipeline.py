@@ -10,9 +10,11 @@ from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot.config import Config
+from mailbot.db import transaction
 from mailbot.inbound import ledger
 from mailbot.inbound.ledger import RawMail
 from mailbot.inbound.pipeline import Outcome, Pipeline
+from mailbot.inbound.reader import Read
 from mailbot.models import Case, CaseEvent, InboundMessage, OutboundMessage
 from tests.conftest import request_message
 
@@ -75,8 +77,8 @@ def test_a_new_request_costs_few_statements_and_one_update_of_its_ledger_row(
         statements.append(" ".join(statement.split()))
 
     event.listen(engine, "before_cursor_execute", seen)
-    try:
-        Pipeline(cfg, factory).process(ledger_id)
+    try:  # as the daemon hands it over: the raw bytes the reader loaded come with it
+        Pipeline(cfg, factory).process(ledger_id, Read(raw=raw))
     finally:
         event.remove(engine, "before_cursor_execute", seen)
     with factory() as session:
@@ -87,7 +89,28 @@ def test_a_new_request_costs_few_statements_and_one_update_of_its_ledger_row(
     # no look-ups of what a case opened in this transaction cannot have yet
     assert not any(s.startswith("SELECT follow_ups") for s in statements), statements
     assert not any(s.startswith("SELECT outbound_messages") for s in statements), statements
-    assert len(statements) <= 15, statements
+    # the row comes without its raw bytes (given) and with the duplicate check (one query)
+    assert "inbound_messages.raw" not in statements[0] and "sha256 =" in statements[0]
+    assert sum(s.startswith("SELECT") and "FROM inbound_messages" in s for s in statements) == 1
+    assert len(statements) <= 14, statements
+
+
+def test_a_message_id_the_ledger_read_otherwise_is_still_checked_for_duplicates(
+    cfg: Config, factory: sessionmaker[Session]
+):
+    """The row's query checks the Message-ID the ledger stored; when the parser reads another
+    (here: the ledger found none), the parser's is checked on its own."""
+    raw = request_message(message_id="<dup2@harlanpd.test>")
+    ingest(cfg, factory, raw, "a")
+    [second] = ledger.store_batch(factory, [RawMail("test", raw, source_name="b")])
+    with transaction(factory) as session:
+        session.get(InboundMessage, second).message_id = None
+    Pipeline(cfg, factory).process(second, Read(raw=raw))
+    with factory() as session:
+        row = session.get(InboundMessage, second)
+        assert (row.status, row.kind) == ("ignored", "duplicate")
+        assert row.message_id == "dup2@harlanpd.test"
+        assert session.scalar(select(func.count(Case.id))) == 1
 
 
 def test_ack_never_repeats_casualty_numbers(cfg: Config, factory: sessionmaker[Session]):
