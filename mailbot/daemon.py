@@ -24,7 +24,7 @@ from sqlalchemy.exc import OperationalError
 
 from mailbot import db
 from mailbot.config import Config
-from mailbot.errors import MailboxError
+from mailbot.errors import DatabaseError, MailboxError
 from mailbot.inbound import extraction, ledger
 from mailbot.inbound.mailbox import MailboxSource, MaildirSource, make_source
 from mailbot.inbound.pipeline import Pipeline
@@ -68,7 +68,6 @@ class Daemon:
             self.mailbox_lock = MailboxLock(self.engine, self.source.name)
         self.next_lock_try = 0.0
         self.last_round_at: float | None = None  # Unix time of the last round without an error
-        self.stalled = False  # the last round stopped at a row the database could not take
         self.metrics: MetricsServer | None = None
 
     @property
@@ -182,23 +181,25 @@ class Daemon:
 
     def step(self) -> int:
         """One round: process the ledger, fetching new mail whenever no pending row is left
-        (``_pending``), and wake the sender. Returns how many messages were handled; a
-        round that stopped because the database could not take a row sets ``stalled``."""
-        handled, self.stalled = 0, False
-        for ledger_id, read in self.reader.read(self._pending()):
-            if self.stop.is_set():
-                break
-            self._take_over_mailbox()
-            outcome = self.pipeline.process(ledger_id, read)
-            if outcome.status == "pending":  # database unavailable: retried after a pause
-                self.stalled = True
-                break
-            if outcome.mail:
-                self.outbox_new.extend(outcome.mail)
+        (``_pending``), and wake the sender. Returns how many messages were handled. A row
+        the database could not take ends the round with ``DatabaseError``: the loop retries
+        after a pause, as for any database failure, not when new mail comes."""
+        handled = 0
+        try:
+            for ledger_id, read in self.reader.read(self._pending()):
+                if self.stop.is_set():
+                    break
+                self._take_over_mailbox()
+                outcome = self.pipeline.process(ledger_id, read)
+                if outcome.status == "pending":
+                    raise DatabaseError(f"ledger row {ledger_id} left pending")
+                if outcome.mail:
+                    self.outbox_new.extend(outcome.mail)
+                    self.outbox_wake.set()
+                handled += 1
+        finally:
+            if handled:  # and anything else written meanwhile (a renumbered mailbox's alert)
                 self.outbox_wake.set()
-            handled += 1
-        if handled:  # and anything else written meanwhile (a renumbered mailbox's alert)
-            self.outbox_wake.set()
         return handled
 
     def _fetch(self) -> int:
@@ -278,19 +279,14 @@ class Daemon:
             while not self.stop.is_set():
                 try:
                     self.step()
-                    if self.stalled:  # not a wait for new mail: the row waits in the ledger
-                        failures += 1
-                        self.stop.wait(min(60.0, 2.0**failures))
-                        continue
                     failures = 0
                     self.last_round_at = time.time()
                 except MailboxError as exc:
                     log.warning("mailbox: %s", exc)
-                except OperationalError as exc:
+                except (OperationalError, DatabaseError) as exc:  # the row waits in the ledger
                     failures += 1
-                    log.warning(
-                        "database unavailable (%s); retrying", " ".join(str(exc.orig).split())
-                    )
+                    cause = exc.orig if isinstance(exc, OperationalError) else exc
+                    log.warning("database unavailable (%s); retrying", " ".join(str(cause).split()))
                     self.stop.wait(min(60.0, 2.0**failures))
                     continue
                 except Exception as exc:  # the loop survives our own bugs; the row is retried
