@@ -17,6 +17,7 @@ import logging
 import time
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 from sqlalchemy import Select, bindparam, select
 from sqlalchemy.exc import OperationalError
@@ -156,14 +157,12 @@ class Pipeline:
             )
         msg = parse(row.raw)
         message_id = msg.message_id or row.message_id
-        if message_id == row.message_id:  # as the ledger read it: the row's query checked it
-            duplicate = earlier if message_id else None
-        else:
-            duplicate = self._duplicate_of(session, row, message_id)
-        result = self._handle_parsed(session, row, msg, read, duplicate)
+        if message_id != row.message_id:  # the row's query checked the ledger's reading only
+            earlier = session.scalar(_first_earlier(InboundMessage, message_id, row.sha256, row.id))
+        result = self._handle_parsed(session, row, msg, read, earlier)
         # Set after the handling's queries, so that they go in the UPDATE of the outcome rather
         # than in one of their own (the ledger stored a first reading of them).
-        row.message_id = msg.message_id or row.message_id
+        row.message_id = message_id
         row.from_addr = msg.from_addr or row.from_addr
         row.subject = msg.subject[:500] or row.subject
         return result
@@ -218,20 +217,19 @@ class Pipeline:
             actor = msg.from_addr or "unknown"
             service.event(session, case, "attachments", actor, "email", row.id, files=stored)
 
-    @staticmethod
-    def _duplicate_of(session: Session, row: InboundMessage, message_id: str | None) -> int | None:
-        if not message_id:
-            return None
-        return session.scalars(
-            select(InboundMessage.id)
-            .where(
-                InboundMessage.message_id == message_id,
-                InboundMessage.sha256 == row.sha256,
-                InboundMessage.id < row.id,
-            )
-            .order_by(InboundMessage.id)
-            .limit(1)
-        ).first()
+
+def _first_earlier(
+    rows: type[InboundMessage], message_id: Any, sha256: Any, before: Any
+) -> Select[tuple[int]]:
+    """The first ledger row before ``before`` with this Message-ID and content: what a
+    message is a duplicate of (none without a Message-ID: NULL equals nothing). The
+    arguments are values, or the columns of the row being checked (a correlated subquery)."""
+    return (
+        select(rows.id)
+        .where(rows.message_id == message_id, rows.sha256 == sha256, rows.id < before)
+        .order_by(rows.id)
+        .limit(1)
+    )
 
 
 def _row_statement(raw_given: bool) -> Select[tuple[InboundMessage, int | None]]:
@@ -242,18 +240,9 @@ def _row_statement(raw_given: bool) -> Select[tuple[InboundMessage, int | None]]
     the WHERE clause PostgreSQL's planner took the status index (it guesses "pending" rare)
     and walked every pending entry, and the dead ones of rows processed since the last
     vacuum, for each request: 49 index pages per lookup with 350 rows in the ledger."""
-    earlier = aliased(InboundMessage)
-    duplicate = (
-        select(earlier.id)
-        .where(
-            earlier.message_id == InboundMessage.message_id,
-            earlier.sha256 == InboundMessage.sha256,
-            earlier.id < InboundMessage.id,
-        )
-        .order_by(earlier.id)
-        .limit(1)
-        .scalar_subquery()
-    )
+    duplicate = _first_earlier(
+        aliased(InboundMessage), InboundMessage.message_id, InboundMessage.sha256, InboundMessage.id
+    ).scalar_subquery()
     statement = (
         select(InboundMessage, duplicate)
         .where(InboundMessage.id == bindparam("ledger_id"))
