@@ -159,3 +159,26 @@ def test_postgresql_finds_a_ledger_row_by_its_id_not_by_walking_the_pending_ones
         for statement, parameters in seen:
             plan = "\n".join(conn.exec_driver_sql(f"EXPLAIN {statement}", parameters).scalars())
             assert "ix_inbound_messages_status" not in plan, (statement, plan)
+
+
+def test_postgresql_passes_by_a_row_another_worker_holds(
+    cfg: Config, factory: sessionmaker[Session]
+):
+    """Nothing twice across workers: the row is looked up by id alone (its status checked
+    after), so the lock is what keeps a second worker off a row the first is handling."""
+    postgres_only(factory)
+    raw = request_message(message_id="<held@pd.test>")
+    [ledger_id] = ledger.store_batch(factory, [RawMail("test", raw, source_name="held")])
+    pipeline = Pipeline(cfg, factory)
+    with factory.kw["bind"].connect() as other:  # another worker, in the middle of this row
+        other.execute(
+            text("SELECT id FROM inbound_messages WHERE id = :id FOR UPDATE"), {"id": ledger_id}
+        )
+        for read in (None, Read(raw=raw)):
+            outcome = pipeline.process(ledger_id, read)
+            assert (outcome.status, outcome.reason) == ("skipped", "not pending")
+        other.rollback()
+    assert pipeline.process(ledger_id, Read(raw=raw)).status == "processed"
+    assert pipeline.process(ledger_id, Read(raw=raw)).status == "skipped"  # done: not again
+    with reading(factory) as session:
+        assert session.scalar(text("SELECT count(*) FROM cases")) == 1
