@@ -579,7 +579,8 @@ class Dovecot(_Server):
         return imap_login(self.imap_port, user, password)
 
     def fetch_all(self, user: str, folder: str = "INBOX") -> list[bytes]:
-        """All raw messages in folder in UID order, leaving \\Seen alone."""
+        """All raw messages in folder in UID order, leaving \\Seen alone. A message moved or
+        expunged between the SEARCH and the FETCH (say, by a running daemon) is left out."""
         with self.imap_client(user) as client:
             client.select_folder(folder, readonly=True)
             uids = sorted(int(uid) for uid in client.search("ALL"))
@@ -587,7 +588,7 @@ class Dovecot(_Server):
                 return []
             # A list of ints: imapclient 4.1.0 raises on range strings like "1:*".
             fetched = client.fetch(uids, ["BODY.PEEK[]"])
-            return [fetched[uid][b"BODY[]"] for uid in uids]
+            return [fetched[uid][b"BODY[]"] for uid in uids if b"BODY[]" in fetched.get(uid, {})]
 
     def wait_for_messages(
         self,
