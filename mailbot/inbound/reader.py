@@ -39,12 +39,17 @@ from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mailbot.config import Config
 from mailbot.errors import Discard
-from mailbot.inbound import filters
-from mailbot.inbound.extraction import Extraction
+
+if TYPE_CHECKING:
+    from mailbot.inbound.extraction import Extraction
+
+# This module is imported by `mailbot run` before the daemon's own modules, to start the fork
+# server early (``start_fork_server``): what the work needs (parsing, filters, extraction) is
+# imported where it is done, in ``_Work``.
 
 log = logging.getLogger(__name__)
 
@@ -75,13 +80,14 @@ class Read:
 
 class _Work:
     def __init__(self, rules_dir: Path, own_address: str) -> None:
-        from mailbot.inbound import extraction
+        from mailbot.inbound import extraction, filters
 
         extraction.preload(rules_dir)
         self.rules_dir = rules_dir
         self.filters = filters.FilterContext.for_mailbox(own_address, rules_dir)
 
     def __call__(self, items: Sequence[Item]) -> dict[int, Read]:
+        from mailbot.inbound import filters
         from mailbot.inbound.extraction import extract, extract_many
         from mailbot.inbound.parse import parse
 
@@ -187,6 +193,21 @@ def _context(cfg: Config) -> multiprocessing.context.BaseContext:
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload([PRELOAD])  # imported there only: never in this process
     return ctx
+
+
+def start_fork_server(cfg: Config) -> None:
+    """Start the workers' fork server now, without waiting for it: it loads the model (about
+    2 s) while the caller goes on. `mailbot run` calls this before it imports the daemon's
+    modules, so the load overlaps the daemon's own start rather than following its first poll.
+    ``Reader.start`` forks the workers from this server (or starts one itself, and says what
+    went wrong, if this one could not be started)."""
+    _context(cfg)
+    from multiprocessing import forkserver
+
+    try:
+        forkserver.ensure_running()
+    except Exception as exc:  # noqa: BLE001 - the first worker tries again and reports
+        log.debug("fork server not started early: %s", exc)
 
 
 def _stop_fork_server() -> None:

@@ -38,7 +38,8 @@ def _preload() -> None:
     # a warning here (no model: rules only) is in the daemon's format and redacted
     setup_logging("WARNING", os.environ.get(PRELOAD_LOG_FORMAT_ENV, "text"))
     try:
-        from mailbot.inbound import extraction
+        # everything a worker's ``_Work`` imports (the reader module itself imports none of it)
+        from mailbot.inbound import extraction, filters, parse  # noqa: F401
 
         extraction.preload(Path(rules))
         _warm_up(Path(rules))

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
+from mailbot import config as config_mod
 from mailbot.cli import main
 from mailbot.models import Case, InboundMessage, OutboundMessage
-from tests.conftest import request_message, write_config
+from tests.conftest import ROOT, request_message, write_config
 
 CASE_FIELDS = {
     "ref",
@@ -264,3 +267,44 @@ def test_purge_keeps_summary_and_audit_but_no_bodies(tmp_path, capsys):
     assert out.startswith("purged 0 messages")
     code, _, err = run(capsys, "purge", "--closed-older-than", "a year", "--config", str(conf))
     assert code == 1 and "give a number of days" in err
+
+
+HEAVY = ("sqlalchemy", "alembic", "spacy", "mailparser", "mailbot.inbound.extraction")
+
+
+def _fresh_python(code: str) -> list[str]:
+    """Run ``code`` in a new interpreter from the project root; its stdout lines."""
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout.splitlines()
+
+
+def test_starting_the_command_line_imports_no_database_or_nlp_library() -> None:
+    """`mailbot` parses its command line without SQLAlchemy, spaCy or the extraction (most of
+    a second): a command imports what it needs when it runs."""
+    [loaded] = _fresh_python(
+        f"import sys, mailbot.cli\nprint(sorted(m for m in sys.modules if m.startswith({HEAVY!r})))"
+    )
+    assert loaded == "[]"
+
+
+def test_run_starts_the_model_loading_before_the_daemons_own_imports(tmp_path: Path) -> None:
+    """`mailbot run` starts the extraction workers' fork server (which loads the model, about
+    2 s) before it imports the daemon, so the two overlap. Here the start is caught and the
+    command stopped there: nothing heavy may be loaded yet, and the fork server must be given
+    the rules it is to load."""
+    conf = write_config(tmp_path, "[extraction]\nworkers = 2\n")
+    lines = _fresh_python(
+        "import os, sys\n"
+        "from multiprocessing import forkserver\n"
+        "def caught():\n"
+        f"    print(sorted(m for m in sys.modules if m.startswith({HEAVY!r})))\n"
+        "    print(os.environ.get('MAILBOT_READER_RULES'))\n"
+        "    raise SystemExit(0)\n"
+        "forkserver.ensure_running = caught\n"
+        "from mailbot.cli import main\n"
+        f"main(['run', '--config', {str(conf)!r}])\n"
+    )
+    assert lines == ["[]", str(config_mod.load(conf).rules_dir)]
