@@ -54,6 +54,7 @@ from bench.harness import (  # noqa: E402
     lmtp_bulk,
     machine,
     machine_busy_seconds,
+    machine_steal_seconds,
     mailbot_process,
     memory_by_process,
     message_id,
@@ -222,6 +223,7 @@ def cpu_snapshot(daemon_pid: int, dovecot) -> dict[str, float]:  # type: ignore[
         "bench": own.user + own.system,
         "machine": busy,
         "machine_all": total,
+        "steal": machine_steal_seconds(),
     }
 
 
@@ -248,6 +250,10 @@ def cpu_rows(before: dict[str, float], after: dict[str, float], n: int) -> list[
             f"{100 * d['machine'] / max(1e-9, d['machine_all']):.0f}% of {cores} cores "
             f"({ms(d['machine'])} of {ms(d['machine_all'])} per request; "
             f"{wall:.1f} s wall)",
+        ],
+        [
+            "    of which stolen by the host (steal: the VM's cores wanted to run)",
+            f"{100 * d['steal'] / max(1e-9, d['machine_all']):.1f}% ({ms(d['steal'])} per request)",
         ],
     ]
 

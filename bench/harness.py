@@ -177,6 +177,13 @@ def machine_busy_seconds() -> tuple[float, float]:
     return (sum(values) - idle) / TICKS, sum(values) / TICKS
 
 
+def machine_steal_seconds() -> float:
+    """CPU seconds since boot that this VM's cores wanted to run but the host gave to someone
+    else (/proc/stat "steal"; counted as busy above): a run with much of it ran slower for a
+    reason outside the machine."""
+    return int(Path("/proc/stat").read_text().splitlines()[0].split()[8]) / TICKS
+
+
 def tree_rss_kb(pid: int) -> dict[str, int]:
     """rss_kb summed over pid and its descendants. The summed VmHWM is the sum of each
     process's own peak: an upper bound of the peak of the whole (peaks need not coincide)."""
