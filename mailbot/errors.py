@@ -27,6 +27,11 @@ class MailboxError(MailbotError):
     """The mailbox (IMAP server or Maildir) cannot be reached or used."""
 
 
+class MailboxRefused(MailboxError):
+    """The IMAP server refused the login, or there are no credentials to give it: retried more
+    slowly than a network failure, so that the retries do not lock the account."""
+
+
 class TokenError(MailbotError):
     """No OAuth2 access token could be had; the message names [oauth2] and the provider's
     error, never a token or a secret."""

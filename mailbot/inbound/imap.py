@@ -27,12 +27,12 @@ import time
 from collections.abc import Sequence
 
 from imapclient import IMAPClient
-from imapclient.exceptions import IMAPClientError
+from imapclient.exceptions import IMAPClientError, LoginError
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot import oauth
 from mailbot.config import Config, read_secret
-from mailbot.errors import MailboxError, TokenError
+from mailbot.errors import MailboxError, MailboxRefused, TokenError
 from mailbot.inbound import ledger
 from mailbot.inbound.ledger import RawMail
 from mailbot.inbound.mailbox import Store, truncate_oversize
@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 LEDGERED = b"$MailbotLedgered"
 KNOWN_CHUNK = 5000  # UIDs per ledger look-up
 NETWORK_ERRORS = (OSError, IMAPClientError, socket.timeout, ssl.SSLError)
+RETRY_MAX = 60.0  # seconds between reconnects at most (jittered down to half)
+REFUSED_RETRY_MAX = 256.0  # after a refused login
 
 
 class ImapSource:
@@ -81,11 +83,11 @@ class ImapSource:
             try:
                 oauth.tokens(self.cfg).get()  # no token, no connection
             except TokenError as exc:
-                raise MailboxError(f"{where}: {exc}") from None
+                raise MailboxRefused(f"{where}: {exc}") from None
         else:
             password = read_secret(self.cfg, "imap", o.password_env, o.password_file)
             if password is None:
-                raise MailboxError(
+                raise MailboxRefused(
                     f"{where}: no password: set the environment variable {o.password_env} "
                     "or [imap] password_file"
                 )
@@ -102,12 +104,15 @@ class ImapSource:
             info = client.select_folder(o.folder)
             if o.after == "move" and not client.folder_exists(o.processed_folder):
                 client.create_folder(o.processed_folder)
+        except LoginError as exc:
+            _safe_logout(client)
+            raise MailboxRefused(f"{where}: {type(exc).__name__}: {exc}") from None
         except NETWORK_ERRORS as exc:
             _safe_logout(client)
             raise MailboxError(f"{where}: {type(exc).__name__}: {exc}") from None
         except TokenError as exc:
             _safe_logout(client)
-            raise MailboxError(f"{where}: {exc}") from None
+            raise MailboxRefused(f"{where}: {exc}") from None
         self.client = client
         self.uidvalidity = int(info[b"UIDVALIDITY"])
         self.can_idle = o.idle and client.has_capability("IDLE")
@@ -168,13 +173,17 @@ class ImapSource:
         )
 
     def ensure_connected(self, stop: threading.Event) -> bool:
-        """Reconnect with exponential backoff and jitter; False if ``stop`` was set meanwhile."""
+        """Reconnect with exponential backoff and jitter; False if ``stop`` was set meanwhile.
+        A server that cannot be reached is tried again within a minute at most (requests wait
+        in it meanwhile); a refused login every 2-4 minutes at most, so as not to lock the
+        account."""
         while self.client is None and not stop.is_set():
             try:
                 self.connect()
             except MailboxError as exc:
                 self.failures += 1
-                delay = min(300.0, 2.0 ** min(self.failures, 8)) * random.uniform(0.5, 1.0)
+                ceiling = REFUSED_RETRY_MAX if isinstance(exc, MailboxRefused) else RETRY_MAX
+                delay = min(ceiling, 2.0 ** min(self.failures, 10)) * random.uniform(0.5, 1.0)
                 log.warning("imap: %s; retrying in %.0fs", exc, delay)
                 stop.wait(delay)
         return self.client is not None

@@ -57,8 +57,12 @@ class Server:
     def __init__(self) -> None:
         self.uidvalidity = 1000
         self.refused_logins = 0
+        self.unreachable = 0  # connections refused (the server down)
 
     def client(self) -> FakeClient:
+        if self.unreachable > 0:
+            self.unreachable -= 1
+            raise ConnectionRefusedError(111, "Connection refused")
         refuse = self.refused_logins > 0
         self.refused_logins -= refuse
         return FakeClient(self.uidvalidity, refuse)
@@ -110,6 +114,21 @@ def test_refused_logins_back_off_exponentially_with_jitter(source, caplog):
     assert all("AUTHENTICATIONFAILED" in r.getMessage() for r in warnings)
     assert "secret" not in caplog.text
     assert src.failures == 0 and "imap: connected" in caplog.records[-1].getMessage()
+
+
+def test_a_server_that_cannot_be_reached_is_tried_again_within_a_minute(source, caplog):
+    """A server down for a while (a restart, a network outage) is not left for up to four
+    minutes after it is back, as a refused login is: the retries back off to 60 s at most."""
+    src, server = source()
+    server.unreachable = 10
+    stop = RecordingStop()
+    with caplog.at_level(logging.WARNING, logger="mailbot.inbound.imap"):
+        assert src.ensure_connected(stop)
+    ceilings = [min(60.0, 2.0**attempt) for attempt in range(1, 11)]  # 2, 4, ... 32, 60, 60
+    assert len(stop.delays) == 10
+    for attempt, (delay, ceiling) in enumerate(zip(stop.delays, ceilings, strict=True), 1):
+        assert ceiling / 2 <= delay <= ceiling, (attempt, delay)
+    assert all("cannot connect" in r.getMessage() for r in caplog.records[:10])
 
 
 def test_a_failure_after_a_good_connection_starts_the_backoff_afresh(source):
