@@ -161,6 +161,7 @@ def test_postgresql_finds_a_ledger_row_by_its_id_not_by_walking_the_pending_ones
             assert "ix_inbound_messages_status" not in plan, (statement, plan)
 
 
+@pytest.mark.timeout(60)  # without SKIP LOCKED the pipeline would wait for the lock forever
 def test_postgresql_passes_by_a_row_another_worker_holds(
     cfg: Config, factory: sessionmaker[Session]
 ):
