@@ -211,13 +211,27 @@ def process_name(pid: int) -> str:
         return ""
 
 
+def _is_fork_server(pid: int) -> bool:
+    """Whether pid is multiprocessing's fork server (its workers, forked from it, share its
+    command line: they are told apart by their parent, which is the server)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        parent = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1]
+        server = b"forkserver" in cmdline
+        return server and b"forkserver" not in Path(f"/proc/{parent}/cmdline").read_bytes()
+    except (OSError, IndexError):
+        return False
+
+
 def cpu_snapshot(daemon_pid: int, dovecot) -> dict[str, float]:  # type: ignore[no-untyped-def]
     """CPU seconds so far, per part of the run (see cpu_rows)."""
     own = os.times()
     busy, total = machine_busy_seconds()
+    children = descendants(daemon_pid)
     return {
         "daemon": cpu_seconds(daemon_pid),
-        "workers": sum(cpu_seconds(pid) for pid in descendants(daemon_pid)),
+        "workers": sum(cpu_seconds(pid) for pid in children),
+        "fork_server": sum(cpu_seconds(pid) for pid in children if _is_fork_server(pid)),
         "dovecot": tree_cpu_seconds(dovecot.pids()),
         "dovecot_imap": sum(cpu_seconds(p) for p in dovecot.pids() if process_name(p) == "imap"),
         "bench": own.user + own.system,
@@ -241,6 +255,7 @@ def cpu_rows(before: dict[str, float], after: dict[str, float], n: int) -> list[
     return [
         ["CPU per request: daemon process (IMAP, database, compose, SMTP)", ms(d["daemon"])],
         ["  extraction worker process(es) (parse, filters, nlp.pipe, rules)", ms(d["workers"])],
+        ["    of which their fork server (model load after the poll)", ms(d["fork_server"])],
         ["  Dovecot (IMAP, LMTP delivery of acks and alerts)", ms(d["dovecot"])],
         ["    of which its imap processes (the daemon's session)", ms(d["dovecot_imap"])],
         ["  this script (the SMTP relay, RSS sampling)", ms(d["bench"])],
@@ -265,11 +280,12 @@ def halves_row(
 
     def part(a: dict[str, float], b: dict[str, float], count: int) -> str:
         return "/".join(
-            f"{1000 * (b[k] - a[k]) / max(1, count):.1f}" for k in ("daemon", "workers", "dovecot")
+            f"{1000 * (b[k] - a[k]) / max(1, count):.1f}"
+            for k in ("daemon", "workers", "fork_server", "dovecot")
         )
 
     return [
-        "  daemon/workers/Dovecot ms per request: first half | second half",
+        "  daemon/workers (of which fork server)/Dovecot ms per request: first half | second half",
         f"{part(start, half, n // 2)} | {part(half, end, n - n // 2)}",
     ]
 
