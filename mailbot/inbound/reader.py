@@ -39,6 +39,7 @@ from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from mailbot.config import Config
@@ -46,10 +47,6 @@ from mailbot.errors import Discard
 
 if TYPE_CHECKING:
     from mailbot.inbound.extraction import Extraction
-
-# This module is imported by `mailbot run` before the daemon's own modules, to start the fork
-# server early (``start_fork_server``): what the work needs (parsing, filters, extraction) is
-# imported where it is done, in ``_Work``.
 
 log = logging.getLogger(__name__)
 
@@ -78,25 +75,30 @@ class Read:
 # --- the work itself (in a worker process, or in the daemon's with workers = 0) ---------------
 
 
+def work_modules() -> tuple[ModuleType, ModuleType, ModuleType]:
+    """The modules the work needs (extraction, filters, parse), imported where the work is
+    done (``_Work``) and by the fork server's preload, never when this module is imported:
+    `mailbot run` imports it before anything heavy, to start the fork server early."""
+    from mailbot.inbound import extraction, filters, parse
+
+    return extraction, filters, parse
+
+
 class _Work:
     def __init__(self, rules_dir: Path, own_address: str) -> None:
-        from mailbot.inbound import extraction, filters
-
-        extraction.preload(rules_dir)
+        self.extraction, filters, self.parsing = work_modules()
+        self.extraction.preload(rules_dir)
         self.rules_dir = rules_dir
+        self.classify = filters.classify
         self.filters = filters.FilterContext.for_mailbox(own_address, rules_dir)
 
     def __call__(self, items: Sequence[Item]) -> dict[int, Read]:
-        from mailbot.inbound import filters
-        from mailbot.inbound.extraction import extract, extract_many
-        from mailbot.inbound.parse import parse
-
         out: dict[int, Read] = {}
         todo = []
         for ledger_id, raw in items:
             try:
-                msg = parse(raw)
-                filters.classify(msg, self.filters)
+                msg = self.parsing.parse(raw)
+                self.classify(msg, self.filters)
             except Discard:
                 continue  # the pipeline records why; nothing to extract
             except Exception as exc:  # the pipeline parses again and says what is wrong
@@ -106,11 +108,11 @@ class _Work:
         if not todo:
             return out
         try:
-            done = extract_many([m for _, m in todo], self.rules_dir)
+            done = self.extraction.extract_many([m for _, m in todo], self.rules_dir)
         except Exception:  # find the one that fails: each alone
             for ledger_id, msg in todo:
                 try:
-                    out[ledger_id] = Read(extract(msg, self.rules_dir))
+                    out[ledger_id] = Read(self.extraction.extract(msg, self.rules_dir))
                 except Exception as exc:
                     reason = " ".join(str(exc).split())[:200]
                     out[ledger_id] = Read(error=f"extraction: {type(exc).__name__}: {reason}")

@@ -14,7 +14,7 @@ import gc
 import os
 from pathlib import Path
 
-from mailbot.inbound.reader import PRELOAD_LOG_FORMAT_ENV, PRELOAD_RULES_ENV
+from mailbot.inbound.reader import PRELOAD_LOG_FORMAT_ENV, PRELOAD_RULES_ENV, work_modules
 
 
 def _warm_up(rules: Path) -> None:
@@ -38,9 +38,7 @@ def _preload() -> None:
     # a warning here (no model: rules only) is in the daemon's format and redacted
     setup_logging("WARNING", os.environ.get(PRELOAD_LOG_FORMAT_ENV, "text"))
     try:
-        # everything a worker's ``_Work`` imports (the reader module itself imports none of it)
-        from mailbot.inbound import extraction, filters, parse  # noqa: F401
-
+        extraction, _, _ = work_modules()  # all a worker imports, shared by every worker
         extraction.preload(Path(rules))
         _warm_up(Path(rules))
     except Exception:  # noqa: BLE001 - the worker loads again and reports it
