@@ -43,6 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.generate import generate  # noqa: E402
 from bench.harness import (  # noqa: E402
+    DAEMON,
+    FORK_SERVER,
     MVAI,
     PASSWORD,
     ROOT,
@@ -50,7 +52,6 @@ from bench.harness import (  # noqa: E402
     command_line,
     cpu_seconds,
     database,
-    descendants,
     lmtp_bulk,
     machine,
     machine_busy_seconds,
@@ -58,6 +59,7 @@ from bench.harness import (  # noqa: E402
     mailbot_process,
     memory_by_process,
     message_id,
+    process_roles,
     rss_kb,
     sender,
     spawn,
@@ -211,27 +213,15 @@ def process_name(pid: int) -> str:
         return ""
 
 
-def _is_fork_server(pid: int) -> bool:
-    """Whether pid is multiprocessing's fork server (its workers, forked from it, share its
-    command line: they are told apart by their parent, which is the server)."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        parent = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1]
-        server = b"forkserver" in cmdline
-        return server and b"forkserver" not in Path(f"/proc/{parent}/cmdline").read_bytes()
-    except (OSError, IndexError):
-        return False
-
-
 def cpu_snapshot(daemon_pid: int, dovecot) -> dict[str, float]:  # type: ignore[no-untyped-def]
     """CPU seconds so far, per part of the run (see cpu_rows)."""
     own = os.times()
     busy, total = machine_busy_seconds()
-    children = descendants(daemon_pid)
+    roles = process_roles(daemon_pid)
     return {
         "daemon": cpu_seconds(daemon_pid),
-        "workers": sum(cpu_seconds(pid) for pid in children),
-        "fork_server": sum(cpu_seconds(pid) for pid in children if _is_fork_server(pid)),
+        "workers": sum(cpu_seconds(pid) for pid, role in roles.items() if role != DAEMON),
+        "fork_server": sum(cpu_seconds(pid) for pid, role in roles.items() if role == FORK_SERVER),
         "dovecot": tree_cpu_seconds(dovecot.pids()),
         "dovecot_imap": sum(cpu_seconds(p) for p in dovecot.pids() if process_name(p) == "imap"),
         "bench": own.user + own.system,

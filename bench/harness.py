@@ -197,33 +197,44 @@ def tree_rss_kb(pid: int) -> dict[str, int]:
     return total
 
 
-def memory_by_process(pid: int) -> list[tuple[str, int, int]]:
-    """(role, PSS kB, private kB) of pid and each descendant: the daemon, multiprocessing's
-    fork server and resource tracker, and the extraction workers (children of the server).
-    Summed, the PSS counts each shared page once (split between its sharers), unlike summed
-    RSS: the memory the daemon takes from the machine, the workers' shared model once."""
-    rows = []
-    server = 0
-    for each in [pid, *descendants(pid)]:
+DAEMON, FORK_SERVER, WORKER = "daemon", "fork server (model loaded once)", "extraction worker"
+
+
+def process_roles(pid: int) -> dict[int, str]:
+    """The role of the daemon (pid) and of each of its descendants: multiprocessing's fork
+    server and resource tracker, and the extraction workers, children of the server (they
+    share its command line, so they are told apart by their parent)."""
+    roles = {pid: DAEMON}
+    for each in descendants(pid):  # a parent comes before its children
         try:
             cmdline = Path(f"/proc/{each}/cmdline").read_bytes()
             parent = int(Path(f"/proc/{each}/stat").read_text().rpartition(")")[2].split()[1])
-            fields = {}
+        except (OSError, ValueError, IndexError):
+            continue
+        if roles.get(parent) == FORK_SERVER:
+            roles[each] = WORKER
+        elif b"forkserver" in cmdline:
+            roles[each] = FORK_SERVER
+        elif b"resource_tracker" in cmdline:
+            roles[each] = "resource tracker"
+        else:
+            roles[each] = "other child"
+    return roles
+
+
+def memory_by_process(pid: int) -> list[tuple[str, int, int]]:
+    """(role, PSS kB, private kB) of pid and each descendant (``process_roles``). Summed, the
+    PSS counts each shared page once (split between its sharers), unlike summed RSS: the
+    memory the daemon takes from the machine, the workers' shared model once."""
+    rows = []
+    for each, role in process_roles(pid).items():
+        fields = {}
+        try:
             for line in Path(f"/proc/{each}/smaps_rollup").read_text().splitlines()[1:]:
                 key, _, rest = line.partition(":")
                 fields[key] = int(rest.split()[0])
         except (OSError, ValueError, IndexError):
             continue
-        if each == pid:
-            role = "daemon"
-        elif parent == server:
-            role = "extraction worker"
-        elif b"forkserver" in cmdline:
-            role, server = "fork server (model loaded once)", each
-        elif b"resource_tracker" in cmdline:
-            role = "resource tracker"
-        else:
-            role = "other child"
         private = fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0)
         rows.append((role, fields.get("Pss", 0), private))
     return rows

@@ -28,10 +28,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.harness import (  # noqa: E402
     ROOT,
+    WORKER,
     command_line,
-    descendants,
     machine,
     mailbot_process,
+    process_roles,
     spawn,
     table,
     testbed,
@@ -47,17 +48,12 @@ def import_seconds(module: str) -> float:
 
 
 def wait_for_worker(daemon_pid: int, timeout: float) -> float:
-    """Poll every 10 ms until an extraction worker exists (a process of the daemon's tree that
-    is not its own child: the fork server forks workers once it has loaded the model)."""
+    """Poll every 10 ms until an extraction worker exists: the fork server forks workers
+    once it has loaded the model."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for pid in descendants(daemon_pid):
-            try:
-                stat = Path(f"/proc/{pid}/stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rpartition(")")[2].split()[1]) != daemon_pid:
-                return time.monotonic()
+        if WORKER in process_roles(daemon_pid).values():
+            return time.monotonic()
         time.sleep(0.01)
     raise TimeoutError(f"no extraction worker after {timeout}s")
 
