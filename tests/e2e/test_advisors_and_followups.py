@@ -176,7 +176,12 @@ def test_assignment_commands_forgery_and_forward(
             mail(AGENCY, f"Re: {ack['Subject']}", "#close\nOur PIO is Sam Lee.", ack["Message-ID"]),
             AGENCY,
         )
-        forward = find(dovecot.wait_for_messages(ADVISOR, 4, timeout=30), "Our PIO is Sam Lee")
+        # Waited for by its text, not as the advisor's 4th mail: which mail is 4th depends on
+        # timing (CI once saw 4 without it).
+        forward = find(
+            dovecot.wait_for_messages(ADVISOR, 1, timeout=30, containing=b"Our PIO is Sam Lee"),
+            "Our PIO is Sam Lee",
+        )
         assert forward["Subject"].startswith(f"[{case['ref']}] Reply from")
         deadline = time.monotonic() + 30
         while len(proc.cli("inbound", "list")) < 6 and time.monotonic() < deadline:
