@@ -176,13 +176,22 @@ def test_assignment_commands_forgery_and_forward(
             mail(AGENCY, f"Re: {ack['Subject']}", "#close\nOur PIO is Sam Lee.", ack["Message-ID"]),
             AGENCY,
         )
-        # Waited for by its text, not as the advisor's 4th mail: which mail is 4th depends on
-        # timing (CI once saw 4 without it).
+        # The advisor's mail, in the order it is sent: the assignment, the confirmation of the
+        # signed commands, the refusal of the spoofed ones, the stranger's reply forwarded and
+        # the agency's reply forwarded, last. (Waiting for 4 mails once returned before the 5th.)
         forward = find(
             dovecot.wait_for_messages(ADVISOR, 1, timeout=30, containing=b"Our PIO is Sam Lee"),
             "Our PIO is Sam Lee",
         )
         assert forward["Subject"].startswith(f"[{case['ref']}] Reply from")
+        time.sleep(2)  # room for a mail nobody expects
+        advisor_mails = dovecot.fetch_all(ADVISOR)
+        subjects = [email.message_from_bytes(r)["Subject"] for r in advisor_mails]
+        assert len(advisor_mails) == 5, subjects
+        assert subjects[0].startswith(f"[{case['ref']}] New assignment"), subjects
+        find(advisor_mails, "#status monitoring: done")
+        find(advisor_mails, "could not be authenticated")
+        find(advisor_mails, "(evil@attacker.test) wrote")
         deadline = time.monotonic() + 30
         while len(proc.cli("inbound", "list")) < 6 and time.monotonic() < deadline:
             time.sleep(0.2)
