@@ -4,12 +4,14 @@ Run: .venv/bin/python bench/backlog.py [--n 2000] [--seed 11] [--profile]
 
 N generated requests (bench/generate.py) are delivered into mvai@'s INBOX over Dovecot's LMTP
 before the daemon starts. The clock runs from the daemon's first poll (log line
-"imap: connected") until the SmtpRelay has taken N acknowledgements (one per case, written in
+"imap: connected") until the test relay has taken N acknowledgements (one per case, written in
 the case's own transaction, so N acks also means N open cases; checked in the database after).
 The relay answers 250 once it has queued a mail, like an MTA, and holds what it has taken
 until the clock stops; then it delivers everything into the recipients' Dovecot mailboxes and
 the run fails if one is missing. The acks go to the agencies' own mail servers in use, not to
 a server on mailbot's machine; --deliver during delivers at once, on the same two cores.
+For the same reason the relay is harness.LeanRelay, a small SMTP server that costs about a
+quarter of aiosmtpd's CPU per mail on those cores; --relay aiosmtpd gives the tests' relay.
 Memory is the PSS (proportional set size) summed over the daemon and its children, sampled
 every 0.5 s and at N/2 and N acknowledgements: forked workers share the model's pages, which
 summed RSS would count once per worker. Summed RSS and VmHWM are printed beside it.
@@ -329,6 +331,13 @@ def main() -> None:
         "after the clock stops (default: the clock stops at 'handed to SMTP'; the recipients' "
         "mailboxes are other machines in use) or during the run (their delivery shares the cores)",
     )
+    parser.add_argument(
+        "--relay",
+        choices=["lean", "aiosmtpd"],
+        default="lean",
+        help="the test relay's SMTP server: harness.LeanRelay (default, about 0.1-0.3 ms of "
+        "CPU per mail) or aiosmtpd (the tests' SmtpRelay, about 1 ms, the relay until session 10)",
+    )
     parser.add_argument("--timeout", type=float, default=0, help="seconds (default N/4 + 120)")
     parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument(
@@ -355,8 +364,8 @@ def main() -> None:
     if args.profile and py_spy is None:
         raise SystemExit("--profile needs py-spy: .venv/bin/pip install py-spy")
     spy: subprocess.Popen[bytes] | None = None
-    with database(args.database) as where, testbed(users) as (dovecot, relay):
-        print(f"database: {where}")
+    with database(args.database) as where, testbed(users, args.relay) as (dovecot, relay):
+        print(f"database: {where}; relay: {type(relay).__name__} ({args.relay})")
         started = time.monotonic()
         lmtp_bulk(dovecot, MVAI, messages)
         load_s = time.monotonic() - started
