@@ -26,7 +26,6 @@ try:
 except ImportError:  # pragma: no cover - google-re2 is a dependency; this keeps mailbot working
     re2 = None
 
-_RE2_UNSAFE_TEXT = re.compile(r"[\x0b\x1c-\x1f]")
 _LOOKAROUNDS = ("(?=", "(?!", "(?<=", "(?<!")
 
 
@@ -126,11 +125,21 @@ class Gate:
         return self._re2 is not None
 
     def search(self, text: str) -> re.Match[str] | None:
+        # RE2 is given ASCII text as bytes: its wrapper then skips mapping byte offsets back
+        # to characters (the same offsets in ASCII), about a fifth of a pre-check's cost.
         if (
             self._re2 is not None
-            and text.isascii()
-            and not _RE2_UNSAFE_TEXT.search(text)
-            and self._re2.search(text) is None
+            and re2_reads_alike(text)
+            and self._re2.search(text.encode()) is None
         ):
             return None
         return self.pattern.search(text)
+
+
+def re2_reads_alike(text: str) -> bool:
+    """Whether RE2 reads ``text`` as ``re`` does: ASCII without \\v or \\x1c-\\x1f (which
+    ``re``'s \\s matches and RE2's does not). Five substring tests: a character-class regex
+    took longer than the RE2 search it guards (3.2 against 2.7 us on 700 characters)."""
+    return text.isascii() and not (
+        "\x0b" in text or "\x1c" in text or "\x1d" in text or "\x1e" in text or "\x1f" in text
+    )

@@ -83,6 +83,8 @@ def _gates() -> dict[str, Gate]:
     inc = rules.incident
     found = {"ask_cues": rules.ask_any, "incident": inc.incident_any}
     found["describes"] = inc.describes_any
+    for name in ("planning", "no_incident", "shooting", "guns", "not_fired", "not_attack"):
+        found[name] = getattr(inc, f"{name}_any")
     found |= {f"services.{k}": g for k, g in rules.services_any.items()}
     found |= {f"weapons.{k}": g for k, g in inc.weapons_any.items()}
     found |= {f"venues.{k}": g for k, g in inc.venues_any.items()}
@@ -131,3 +133,25 @@ def test_every_gate_answers_as_re_on_the_corpora_and_on_tricky_text():
                 assert got.span() == expected.span(), (name, text[:200])  # type: ignore[union-attr]
                 matched += 1
     assert matched > 1000  # the texts do reach the gates' phrases
+
+
+def test_the_incident_lists_gates_match_where_one_of_their_phrases_does():
+    """A gate stands for any(p.search(text) for p in its list): checked on the corpora."""
+    inc = classify.load_rules(RULES).incident
+    lists = {
+        "planning": inc.planning,
+        "no_incident": inc.no_incident,
+        "shooting": inc.shooting,
+        "guns": inc.guns,
+        "not_fired": inc.not_fired,
+        "not_attack": (*inc.not_fired, *inc.not_the_attack),
+    }
+    texts = _texts()
+    for name, patterns in lists.items():
+        gate = getattr(inc, f"{name}_any")
+        hits = 0
+        for text in texts:
+            one = any(p.search(text) for p in patterns)
+            assert (gate.search(text) is not None) == one, (name, text[:200])
+            hits += one
+        assert hits, f"{name}: no text of the corpora has one of its phrases"

@@ -41,6 +41,14 @@ class IncidentRules:
     venues_any: dict[str, Gate]
     incident_any: Gate  # any of the file's `incident` statements
     describes_any: Gate  # any of `incident`, `shooting.phrases`, `shooting.weapons`
+    # The lists searched with any(...) over the whole text, and the ones counted or applied
+    # in turn only after one search has found one of them.
+    planning_any: Gate
+    no_incident_any: Gate
+    shooting_any: Gate
+    guns_any: Gate
+    not_fired_any: Gate
+    not_attack_any: Gate  # any of `not_fired` and `not_the_attack`
 
 
 @dataclass(frozen=True)
@@ -97,20 +105,30 @@ def load_rules(rules_dir: Path) -> ClassifyRules:
     stated = _phrases(types_path, types, "incident")
     shooting = _phrases(types_path, types, "shooting.phrases")
     guns = _phrases(types_path, types, "shooting.weapons")
+    planning = _phrases(types_path, types, "planning")
+    no_incident = _phrases(types_path, types, "no_incident")
+    not_fired = _phrases(types_path, types, "shooting.not_fired")
+    not_the_attack = _phrases(types_path, types, "shooting.not_the_attack")
     incident = IncidentRules(
-        planning=_phrases(types_path, types, "planning"),
-        no_incident=_phrases(types_path, types, "no_incident"),
+        planning=planning,
+        no_incident=no_incident,
         weapons=weapons,
         weapon_min=float(require(types_path, types, "weapon_min", int)),
         shooting=shooting,
         guns=guns,
-        not_fired=_phrases(types_path, types, "shooting.not_fired"),
-        not_the_attack=_phrases(types_path, types, "shooting.not_the_attack"),
+        not_fired=not_fired,
+        not_the_attack=not_the_attack,
         venues=venues,
         weapons_any=gates(weapons),
         venues_any=gates(venues),
         incident_any=any_of(stated),
         describes_any=any_of((*stated, *shooting, *guns)),
+        planning_any=any_of(planning),
+        no_incident_any=any_of(no_incident),
+        shooting_any=any_of(shooting),
+        guns_any=any_of(guns),
+        not_fired_any=any_of(not_fired),
+        not_attack_any=any_of((*not_fired, *not_the_attack)),
     )
     service_weights = _weighted(services_path, services, "weights", SERVICES)
     return ClassifyRules(
@@ -157,12 +175,14 @@ def incident_sentences(rules: IncidentRules, text: str) -> list[str]:
 
 def has_incident(rules: ClassifyRules, text: str) -> bool:
     inc = rules.incident
-    if any(p.search(text) for p in inc.no_incident):
+    if inc.no_incident_any.search(text):
         return False
     stated = [s for s in sentences(text) if inc.incident_any.search(s)]
     stated = [s for s in stated if not _COMPARISON.search(s)] or stated
     if not stated:
         return False
+    if not inc.planning_any.search(text):
+        return True
     planning = sum(1 for p in inc.planning if p.search(text))
     return not (planning >= 2 and len(stated) <= 1)
 
@@ -171,12 +191,13 @@ def _is_shooting(rules: IncidentRules, focus: str) -> bool:
     """Whether someone fired at the victims: not only the police at the suspect, and a gun
     counts only when the text does not say it was never fired."""
     attack = focus
-    for pattern in (*rules.not_fired, *rules.not_the_attack):
-        attack = pattern.sub(" ", attack)
-    if any(p.search(attack) for p in rules.shooting):
+    if rules.not_attack_any.search(focus):  # else no substitution would change it
+        for pattern in (*rules.not_fired, *rules.not_the_attack):
+            attack = pattern.sub(" ", attack)
+    if rules.shooting_any.search(attack):
         return True
-    fired = not any(p.search(focus) for p in rules.not_fired)
-    return fired and any(p.search(attack) for p in rules.guns)
+    fired = not rules.not_fired_any.search(focus)
+    return fired and rules.guns_any.search(attack) is not None
 
 
 def incident_type(rules: ClassifyRules, text: str) -> tuple[str | None, float]:
