@@ -22,7 +22,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot.config import Config
-from mailbot.db import reading, transaction
+from mailbot.db import engine_of, reading, transaction
 from mailbot.errors import TransportError
 from mailbot.models import OutboundMessage, utcnow
 from mailbot.outbound.transport import Transport
@@ -50,35 +50,44 @@ def due_ids(factory: sessionmaker[Session], now: datetime, limit: int) -> list[i
 # One statement takes the row and loads it (RETURNING). A row another worker is sending is
 # locked: SKIP LOCKED passes it by rather than wait for that worker's SMTP round trip (SQLite,
 # one writer at a time, has no row locks and leaves the clause out). Built once, run with the
-# row's id and the time; the session is new, so it has no loaded objects to synchronise.
+# row's id and the time on a Connection: an ORM session's set-up, identity map and flush cost
+# more than the UPDATE itself (about 0.2 ms of the daemon's CPU per mail).
+_TABLE = OutboundMessage.__table__
 _TAKE = (
-    update(OutboundMessage)
+    update(_TABLE)
     .where(
-        OutboundMessage.id
-        == select(OutboundMessage.id)
+        _TABLE.c.id
+        == select(_TABLE.c.id)
         .where(
-            OutboundMessage.id == bindparam("row_id"),
-            OutboundMessage.status == "pending",
-            OutboundMessage.next_attempt_at <= bindparam("now"),
+            _TABLE.c.id == bindparam("row_id"),
+            _TABLE.c.status == "pending",
+            _TABLE.c.next_attempt_at <= bindparam("now"),
         )
         .with_for_update(skip_locked=True)
         .scalar_subquery()
     )
-    .values(status="sent", sent_at=bindparam("now"), attempts=OutboundMessage.attempts + 1)
-    .returning(OutboundMessage)
-    .execution_options(synchronize_session=False, populate_existing=True)
+    .values(status="sent", sent_at=bindparam("now"), attempts=_TABLE.c.attempts + 1)
+    .returning(*_TABLE.c)
+)
+_PARTLY_REFUSED = (
+    update(_TABLE).where(_TABLE.c.id == bindparam("row_id")).values(last_error=bindparam("error"))
 )
 
 
 def _send_one(
     factory: sessionmaker[Session], transport: Transport, row_id: int, now: datetime
 ) -> OutboundMessage | None:
-    """Send one row in the transaction that marks it sent; None if another worker has it."""
-    with transaction(factory) as session:
-        row = session.scalars(_TAKE, {"row_id": row_id, "now": now}).first()
-        if row is None:
+    """Send one row in the transaction that marks it sent; None if another worker has it.
+    The transport gets the row as a detached OutboundMessage; a ``last_error`` it sets (some
+    recipients refused) is written in the same transaction."""
+    with engine_of(factory).begin() as conn:
+        taken = conn.execute(_TAKE, {"row_id": row_id, "now": now}).mappings().first()
+        if taken is None:
             return None
+        row = OutboundMessage(**taken)
         transport.send(row)
+        if row.last_error:
+            conn.execute(_PARTLY_REFUSED, {"row_id": row_id, "error": row.last_error})
         return row
 
 

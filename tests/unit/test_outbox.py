@@ -24,7 +24,11 @@ from tests.testbed import free_port
 
 
 def add_row(
-    cfg: Config, factory: sessionmaker[Session], key: str = "ack.T-1", new_key: bool = False
+    cfg: Config,
+    factory: sessionmaker[Session],
+    key: str = "ack.T-1",
+    new_key: bool = False,
+    to: tuple[str, ...] = ("chief@agency.test",),
 ) -> int:
     with factory.begin() as session:
         row = compose.enqueue(
@@ -33,7 +37,7 @@ def add_row(
             new_key=new_key,
             dedupe_key=key,
             kind="ack",
-            to=["chief@agency.test"],
+            to=list(to),
             subject="Re: help\r\nBcc: evil@attacker.test",
             template="ack/request_received",
             context={
@@ -275,6 +279,22 @@ def test_smtp_refusal_permanent_or_temporary(make_cfg, factory, smtp_server, cod
     row = get(factory, row_id)
     assert row.status == status
     assert str(code) in row.last_error
+
+
+def test_smtp_some_recipients_refused_is_sent_once_with_the_refusals_recorded(
+    make_cfg, factory, smtp_server
+):
+    handler, port = smtp_server(reject={"gone@agency.test"})
+    cfg = smtp_cfg(make_cfg, port)
+    row_id = add_row(cfg, factory, to=("chief@agency.test", "gone@agency.test"))
+    transport = SmtpTransport(cfg)
+    assert outbox.send_due(factory, transport, cfg) == 1
+    assert outbox.send_due(factory, transport, cfg) == 0  # not again for the refused one
+    transport.close()
+    assert [e.rcpt_tos for e in handler.envelopes] == [["chief@agency.test"]]
+    row = get(factory, row_id)
+    assert row.status == "sent" and row.attempts == 1
+    assert row.last_error == "gone@agency.test: 550"
 
 
 def test_smtp_unreachable_is_temporary(make_cfg, factory):
