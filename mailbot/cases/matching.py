@@ -36,15 +36,18 @@ class Suggestion:
     reason: str
 
 
+# Built once: every new request runs it (see service.py on prebuilt statements).
+_OPEN_CASES = (
+    select(Assignment.advisor_email, func.count(Assignment.id))
+    .join(Case, Case.id == Assignment.case_id)
+    .where(Assignment.ended_at.is_(None), Case.status != "closed")
+    .group_by(Assignment.advisor_email)
+)
+
+
 def open_cases(session: Session) -> dict[str, int]:
     """Open (not closed) cases per advisor address."""
-    rows = session.execute(
-        select(Assignment.advisor_email, func.count(Assignment.id))
-        .join(Case, Case.id == Assignment.case_id)
-        .where(Assignment.ended_at.is_(None), Case.status != "closed")
-        .group_by(Assignment.advisor_email)
-    )
-    return {email: count for email, count in rows}
+    return {email: count for email, count in session.execute(_OPEN_CASES)}
 
 
 def _agency_kind_role(agency: str | None) -> str | None:

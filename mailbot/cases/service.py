@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import secrets
 from datetime import date, datetime, time, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -40,38 +41,53 @@ from mailbot.vocabulary import INCIDENT_TYPES, SERVICES
 AUTOMATIC_KINDS = ("ack", "checkin", "forward", "confirm")
 
 
+# The statements every new request runs are built once, with bind parameters: building a
+# select and working out its cache key each time cost more than running it (on PostgreSQL,
+# in process: 530 against 264 us for the count below, 699 against 218 for the agency's).
+
+
+@cache
+def _next_ref_statement(dialect: str) -> Any:
+    """One upsert: the year's row is created at 1 or counted up, and the new number returned."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(CaseSequence).values(year=bindparam("year"), last=1)
+    return statement.on_conflict_do_update(
+        index_elements=[CaseSequence.year], set_={"last": CaseSequence.last + 1}
+    ).returning(CaseSequence.last)
+
+
 def next_ref(session: Session, year: int) -> str:
     """The next case reference of ``year``; the row lock serialises concurrent workers."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    # one upsert: the year's row is created at 1 or counted up, and the new number returned
-    statement = insert(CaseSequence).values(year=year, last=1)
-    last = session.scalar(
-        statement.on_conflict_do_update(
-            index_elements=[CaseSequence.year], set_={"last": CaseSequence.last + 1}
-        ).returning(CaseSequence.last)
-    )
+    statement = _next_ref_statement(session.get_bind().dialect.name)
+    last = session.scalar(statement, {"year": year})
     assert last is not None
     return f"MVAI-{year}-{last:04d}"
+
+
+_AUTOMATIC_SINCE = select(func.count()).where(
+    OutboundRecipient.address == bindparam("address"),
+    OutboundRecipient.created_at >= bindparam("since"),
+    OutboundRecipient.kind.in_(AUTOMATIC_KINDS),
+)
 
 
 def automatic_mails_today(session: Session, address: str) -> int:
     """How many automatic mails went (or are going) to ``address`` in the last 24 hours."""
     since = utcnow() - timedelta(days=1)
-    count = session.scalar(
-        select(func.count()).where(
-            OutboundRecipient.address == address.strip().lower(),
-            OutboundRecipient.created_at >= since,
-            OutboundRecipient.kind.in_(AUTOMATIC_KINDS),
-        )
-    )
+    count = session.scalar(_AUTOMATIC_SINCE, {"address": address.strip().lower(), "since": since})
     return int(count or 0)
+
+
+_CONTACT = select(Contact).where(Contact.email == bindparam("email"))
+_AGENCY = select(Agency).where(func.lower(Agency.name) == bindparam("name"))
+_AGENCY_IN = _AGENCY.where(Agency.state == bindparam("state"))
+_AGENCY_NO_STATE = _AGENCY.where(Agency.state.is_(None))  # "= NULL" would match nothing
 
 
 def _contact(session: Session, ex: Extraction, agency: Agency | None) -> Contact | None:
     if not ex.contact_email:
         return None
-    contact = session.scalars(select(Contact).where(Contact.email == ex.contact_email)).first()
+    contact = session.scalars(_CONTACT, {"email": ex.contact_email}).first()
     if contact is None:
         contact = Contact(email=ex.contact_email)
         session.add(contact)
@@ -86,9 +102,11 @@ def _contact(session: Session, ex: Extraction, agency: Agency | None) -> Contact
 def _agency(session: Session, ex: Extraction) -> Agency | None:
     if not ex.agency:
         return None
-    agency = session.scalars(
-        select(Agency).where(func.lower(Agency.name) == ex.agency.lower(), Agency.state == ex.state)
-    ).first()
+    name = ex.agency.lower()
+    if ex.state is None:
+        agency = session.scalars(_AGENCY_NO_STATE, {"name": name}).first()
+    else:
+        agency = session.scalars(_AGENCY_IN, {"name": name, "state": ex.state}).first()
     if agency is None:
         agency = Agency(name=ex.agency, state=ex.state)
         session.add(agency)
@@ -505,6 +523,9 @@ def purge_case(session: Session, cfg: Config, case: Case, actor: str, via: str) 
     return cut
 
 
+_INSERT_FOLLOW_UPS = insert(FollowUp)
+
+
 def plan_followups(session: Session, cfg: Config, case: Case, new_case: bool = False) -> int:
     """(Re)create the pending check-ins of a case from the cadence; returns how many.
     Missing ones go in with one INSERT (a new case's whole plan; ``new_case``: the case was
@@ -535,7 +556,7 @@ def plan_followups(session: Session, cfg: Config, case: Case, new_case: bool = F
             row.due_at = due
             count += 1
     if missing:
-        session.execute(insert(FollowUp), missing)
+        session.execute(_INSERT_FOLLOW_UPS, missing)
     session.flush()
     return count + len(missing)
 

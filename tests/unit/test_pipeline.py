@@ -15,7 +15,7 @@ from mailbot.inbound import ledger
 from mailbot.inbound.ledger import RawMail
 from mailbot.inbound.pipeline import Outcome, Pipeline
 from mailbot.inbound.reader import Read
-from mailbot.models import Case, CaseEvent, InboundMessage, OutboundMessage
+from mailbot.models import Agency, Case, CaseEvent, Contact, InboundMessage, OutboundMessage
 from tests.conftest import request_message
 
 OUTCOMES: list[tuple[int, Outcome]] = []  # (ledger id, outcome) of ``ingest``, in order
@@ -61,6 +61,33 @@ def test_request_opens_case_with_ack_and_alert(cfg: Config, factory: sessionmake
     assert case.ref in msg["Subject"]
     assert msg["Reply-To"] == f"mvai+{case.token}@mvai.test"
     assert email.message_from_bytes(alert.raw)["Auto-Submitted"] == "auto-generated"
+
+
+def test_an_agency_and_a_contact_writing_again_are_found_not_made_again(
+    cfg: Config, factory: sessionmaker[Session]
+):
+    no_state = (
+        "Yesterday we had a shooting at our high school. We need help with the media.\n\n"
+        "Sam Ortiz\nChief of Police\nLakeview Police Department\n"
+    )
+    for n in range(2):  # with the state written, then without one
+        ingest(cfg, factory, request_message(), f"ky-{n}")
+        ingest(
+            cfg,
+            factory,
+            request_message(sender="Sam Ortiz <so@lakeview.test>", body=no_state),
+            f"x-{n}",
+        )
+    with factory() as session:
+        agencies = session.execute(select(Agency.name, Agency.state).order_by(Agency.id)).all()
+        assert agencies == [
+            ("Harlan Police Department", "KY"),
+            ("Lakeview Police Department", None),
+        ]
+        assert session.scalar(select(func.count(Contact.id))) == 2
+        cases = session.scalars(select(Case).order_by(Case.id)).all()
+        assert [c.ref[-4:] for c in cases] == ["0001", "0002", "0003", "0004"]
+        assert [c.agency_id for c in cases] == [1, 2, 1, 2]
 
 
 def test_a_new_request_costs_few_statements_and_one_update_of_its_ledger_row(
