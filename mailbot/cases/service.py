@@ -148,8 +148,14 @@ def open_case(
     now = utcnow()
     agency = _agency(session, ex)
     contact = _contact(session, ex, agency)
+    # Flushed as few times as the ids need: the contact's changes go in with the case's INSERT,
+    # the "opened" event with the commit's flush (a flush costs about 0.3 ms however little
+    # it writes, and a query flushes whatever is pending before it runs).
+    with session.no_autoflush:
+        ref = next_ref(session, now.astimezone(cfg.tz).year)
+        load = matching.open_cases(session)
     case = Case(
-        ref=next_ref(session, now.astimezone(cfg.tz).year),
+        ref=ref,
         token=secrets.token_hex(5),
         status="new",
         priority=ex.priority,
@@ -172,7 +178,7 @@ def open_case(
     )
     suggestions = matching.rank(
         roster or Roster(),
-        matching.open_cases(session),
+        load,
         incident_type=ex.incident_type,
         services=ex.services,
         state=ex.state,
@@ -192,7 +198,8 @@ def open_case(
         priority=ex.priority,
         reason=ex.priority_reason,
     )
-    plan_followups(session, cfg, case, new_case=True)
+    with session.no_autoflush:
+        plan_followups(session, cfg, case, new_case=True)
     crisis_sentence = crisis.detect(
         crisis.load_rules(cfg.rules_dir), f"{msg.subject}\n\n{msg.text}"
     )
@@ -212,9 +219,12 @@ def open_case(
     thread = [*msg.references, msg.message_id] if msg.message_id else list(msg.references)
     ack_to = ex.contact_email
     ack_note = ""
-    if not ack_to or not valid_address(ack_to):
+    usable = bool(ack_to) and valid_address(ack_to)
+    with session.no_autoflush:  # nothing pending is addressed to ack_to (mails come below)
+        sent_today = automatic_mails_today(session, ack_to) if usable else 0
+    if not usable:
         ack_note = "no usable sender address"
-    elif automatic_mails_today(session, ack_to) >= cfg.limits.auto_replies_per_sender_per_day:
+    elif sent_today >= cfg.limits.auto_replies_per_sender_per_day:
         ack_note = (
             f"{cfg.limits.auto_replies_per_sender_per_day} automatic mails already went to this "
             "sender in the last 24 hours"
@@ -557,7 +567,8 @@ def plan_followups(session: Session, cfg: Config, case: Case, new_case: bool = F
             count += 1
     if missing:
         session.execute(_INSERT_FOLLOW_UPS, missing)
-    session.flush()
+    if not new_case:  # a new case's check-ins are all in the INSERT: nothing else changed
+        session.flush()
     return count + len(missing)
 
 
