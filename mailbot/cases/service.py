@@ -79,9 +79,10 @@ def automatic_mails_today(session: Session, address: str) -> int:
 
 
 _CONTACT = select(Contact).where(Contact.email == bindparam("email"))
-_AGENCY = select(Agency).where(func.lower(Agency.name) == bindparam("name"))
-_AGENCY_IN = _AGENCY.where(Agency.state == bindparam("state"))
-_AGENCY_NO_STATE = _AGENCY.where(Agency.state.is_(None))  # "= NULL" would match nothing
+_AGENCY = select(Agency).where(
+    func.lower(Agency.name) == bindparam("name"),
+    Agency.state.is_not_distinct_from(bindparam("state")),  # no state matches no state
+)
 
 
 def _contact(session: Session, ex: Extraction, agency: Agency | None) -> Contact | None:
@@ -102,11 +103,7 @@ def _contact(session: Session, ex: Extraction, agency: Agency | None) -> Contact
 def _agency(session: Session, ex: Extraction) -> Agency | None:
     if not ex.agency:
         return None
-    name = ex.agency.lower()
-    if ex.state is None:
-        agency = session.scalars(_AGENCY_NO_STATE, {"name": name}).first()
-    else:
-        agency = session.scalars(_AGENCY_IN, {"name": name, "state": ex.state}).first()
+    agency = session.scalars(_AGENCY, {"name": ex.agency.lower(), "state": ex.state}).first()
     if agency is None:
         agency = Agency(name=ex.agency, state=ex.state)
         session.add(agency)
@@ -144,18 +141,29 @@ def open_case(
     ex: Extraction,
     roster: Roster | None = None,
 ) -> Case:
-    """Open a case for a new request, with its acknowledgement and coordinator alert."""
+    """Open a case for a new request, with its acknowledgement and coordinator alert.
+
+    Flushed only where an id is needed (a new agency's, the case's): the contact's changes go
+    in with the case's INSERT, the events, mails and ledger row with the commit's. Without
+    autoflush, as no query here needs to see what is pending; with it, each query flushed
+    first, and a flush costs about 0.3 ms however little it writes."""
+    with session.no_autoflush:
+        return _open_case(session, cfg, inbound, msg, ex, roster)
+
+
+def _open_case(
+    session: Session,
+    cfg: Config,
+    inbound: InboundMessage,
+    msg: ParsedMessage,
+    ex: Extraction,
+    roster: Roster | None,
+) -> Case:
     now = utcnow()
     agency = _agency(session, ex)
     contact = _contact(session, ex, agency)
-    # Flushed as few times as the ids need: the contact's changes go in with the case's INSERT,
-    # the "opened" event with the commit's flush (a flush costs about 0.3 ms however little
-    # it writes, and a query flushes whatever is pending before it runs).
-    with session.no_autoflush:
-        ref = next_ref(session, now.astimezone(cfg.tz).year)
-        load = matching.open_cases(session)
     case = Case(
-        ref=ref,
+        ref=next_ref(session, now.astimezone(cfg.tz).year),
         token=secrets.token_hex(5),
         status="new",
         priority=ex.priority,
@@ -178,7 +186,7 @@ def open_case(
     )
     suggestions = matching.rank(
         roster or Roster(),
-        load,
+        matching.open_cases(session),
         incident_type=ex.incident_type,
         services=ex.services,
         state=ex.state,
@@ -198,8 +206,7 @@ def open_case(
         priority=ex.priority,
         reason=ex.priority_reason,
     )
-    with session.no_autoflush:
-        plan_followups(session, cfg, case, new_case=True)
+    plan_followups(session, cfg, case, new_case=True)
     crisis_sentence = crisis.detect(
         crisis.load_rules(cfg.rules_dir), f"{msg.subject}\n\n{msg.text}"
     )
@@ -219,12 +226,9 @@ def open_case(
     thread = [*msg.references, msg.message_id] if msg.message_id else list(msg.references)
     ack_to = ex.contact_email
     ack_note = ""
-    usable = bool(ack_to) and valid_address(ack_to)
-    with session.no_autoflush:  # nothing pending is addressed to ack_to (mails come below)
-        sent_today = automatic_mails_today(session, ack_to) if usable else 0
-    if not usable:
+    if not ack_to or not valid_address(ack_to):
         ack_note = "no usable sender address"
-    elif sent_today >= cfg.limits.auto_replies_per_sender_per_day:
+    elif automatic_mails_today(session, ack_to) >= cfg.limits.auto_replies_per_sender_per_day:
         ack_note = (
             f"{cfg.limits.auto_replies_per_sender_per_day} automatic mails already went to this "
             "sender in the last 24 hours"
