@@ -86,11 +86,10 @@ def work_modules() -> tuple[ModuleType, ModuleType, ModuleType]:
 
 class _Work:
     def __init__(self, rules_dir: Path, own_address: str) -> None:
-        self.extraction, filters, self.parsing = work_modules()
+        self.extraction, self.filtering, self.parsing = work_modules()
         self.extraction.preload(rules_dir)
         self.rules_dir = rules_dir
-        self.classify = filters.classify
-        self.filters = filters.FilterContext.for_mailbox(own_address, rules_dir)
+        self.filters = self.filtering.FilterContext.for_mailbox(own_address, rules_dir)
 
     def __call__(self, items: Sequence[Item]) -> dict[int, Read]:
         out: dict[int, Read] = {}
@@ -98,7 +97,7 @@ class _Work:
         for ledger_id, raw in items:
             try:
                 msg = self.parsing.parse(raw)
-                self.classify(msg, self.filters)
+                self.filtering.classify(msg, self.filters)
             except Discard:
                 continue  # the pipeline records why; nothing to extract
             except Exception as exc:  # the pipeline parses again and says what is wrong

@@ -181,10 +181,9 @@ def has_incident(rules: ClassifyRules, text: str) -> bool:
     stated = [s for s in stated if not _COMPARISON.search(s)] or stated
     if not stated:
         return False
-    if not inc.planning_any.search(text):
-        return True
-    planning = sum(1 for p in inc.planning if p.search(text))
-    return not (planning >= 2 and len(stated) <= 1)
+    if len(stated) > 1 or not inc.planning_any.search(text):
+        return True  # planning phrases outweigh a single statement only
+    return sum(1 for p in inc.planning if p.search(text)) < 2
 
 
 def _is_shooting(rules: IncidentRules, focus: str) -> bool:
