@@ -270,8 +270,8 @@ class LeanRelay(SmtpRelay):
     SMTP on loopback (EHLO/HELO, MAIL, RCPT, DATA, RSET, NOOP, QUIT; no AUTH, no TLS, no
     PIPELINING), one thread per connection, buffered line reads. The relay stands for the
     agencies' mail servers, which in use are not on mailbot's machine, but here it runs on the
-    same two cores: aiosmtpd took about 1 ms of CPU per mail (2 per request), this one about
-    0.1 ms. RCPT is still checked against Dovecot's LMTP (once per address, as with queue)."""
+    same two cores: aiosmtpd took 0.90 ms of CPU per mail (2 mails per request), this one
+    0.26 ms. RCPT is still checked against Dovecot's LMTP (once per address, as with queue)."""
 
     LINE = 1002  # RFC 5321 4.5.3.1.6: 1000 octets with the CRLF; a longer line is refused
 
@@ -323,9 +323,10 @@ class LeanRelay(SmtpRelay):
                     mail_from, rcpts = _path(arg[5:]), []
                     send(b"250 2.1.0 OK\r\n")
                 elif verb == "RCPT" and arg.upper().startswith("TO:") and mail_from is not None:
-                    reply = self._rcpt(_path(arg[3:]))
+                    address = _path(arg[3:])
+                    reply = self._rcpt(address)
                     if reply.startswith("250"):
-                        rcpts.append(_path(arg[3:]))
+                        rcpts.append(address)
                     send(reply.encode() + b"\r\n")
                 elif verb == "DATA" and rcpts:
                     send(b"354 End data with <CR><LF>.<CR><LF>\r\n")
